@@ -1,0 +1,455 @@
+"""The PostgreSQL event store: group commit, gap-safe global order, LISTEN/NOTIFY tailing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
+from uuid import UUID
+
+import anyio
+import asyncpg
+import msgspec
+
+from events.envelope import Envelope
+from events.errors import DatabaseUnavailable, LogError, StoreClosed
+from events.store import (
+    ANY,
+    NO_STREAM,
+    AppendResult,
+    BadEvent,
+    EventFilter,
+    EventStore,
+    PreparedSegment,
+    StreamAppend,
+    VerifyReport,
+    new_correlation,
+    prepare,
+    raise_for_segments,
+)
+
+NOTIFY_CHANNEL: Final = "touchline_events"
+
+_COLUMNS: Final = (
+    "position, stream_id, version, event_id, event_type, account_id, correlation_id, causation_id, recorded_at, data"
+)
+_SAFE: Final = "tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+_APPEND_SQL: Final = (
+    "select req, stream_id, outcome, actual_version, first_version, last_version, first_position, last_position "
+    "from touchline.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+)
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """jsonb travels as raw JSON bytes both ways: no str round trip, no re-parsing."""
+    await conn.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        format="binary",
+        encoder=lambda b: b"\x01" + b,
+        decoder=lambda b: b[1:],
+    )
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    try:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init_connection)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        raise DatabaseUnavailable(_redact(dsn), str(exc) or type(exc).__name__) from exc
+    assert pool is not None
+    return pool
+
+
+def _redact(dsn: str) -> str:
+    # Never print a password: postgresql://user:secret@host → postgresql://user:***@host
+    if "@" in dsn and "://" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            creds = creds.split(":", 1)[0] + ":***"
+        return f"{scheme}://{creds}@{host}"
+    return dsn
+
+
+def row_to_envelope(row: asyncpg.Record) -> Envelope:
+    return Envelope(
+        position=row[0],
+        stream_id=row[1],
+        version=row[2],
+        event_id=row[3],
+        type=row[4],
+        account_id=row[5],
+        correlation_id=row[6],
+        causation_id=row[7],
+        recorded_at=row[8],
+        data=msgspec.Raw(row[9]),
+    )
+
+
+def _expected_code(expected: object) -> int:
+    if expected is ANY:
+        return -2
+    if expected is NO_STREAM:
+        return -1
+    assert isinstance(expected, int)
+    return expected
+
+
+class _Request:
+    __slots__ = ("causation_id", "correlation_id", "future", "segments")
+
+    def __init__(self, segments: list[PreparedSegment], correlation_id: UUID, causation_id: UUID | None) -> None:
+        self.segments = segments
+        self.correlation_id = correlation_id
+        self.causation_id = causation_id
+        self.future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
+
+    @property
+    def size(self) -> int:
+        return sum(len(s.events) for s in self.segments)
+
+
+class PostgresEventStore(EventStore):
+    """Use through `open_postgres_store`, which runs the group-commit writers."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str, *, writers: int = 4, max_batch_events: int = 1000) -> None:
+        self.pool = pool
+        self.dsn = dsn
+        self._writers = writers
+        self._max_batch = max_batch_events
+        self._min_share = 32
+        self._queue: deque[_Request] = deque()
+        self._work = asyncio.Event()
+        self._closed = False
+        self._in_flight = 0
+        self.batches_committed = 0
+        self.requests_committed = 0
+
+    # --- appending (group commit) -------------------------------------------------------
+
+    async def append_many(
+        self,
+        appends: Sequence[StreamAppend],
+        *,
+        correlation_id: UUID | None = None,
+        causation_id: UUID | None = None,
+    ) -> list[AppendResult]:
+        if self._closed:
+            raise StoreClosed()
+        segments = prepare(appends)
+        request = _Request(segments, correlation_id or new_correlation(segments), causation_id)
+        self._queue.append(request)
+        self._work.set()
+        return await request.future
+
+    def _queued_events(self) -> int:
+        return sum(r.size for r in self._queue)
+
+    async def _writer(self) -> None:
+        while True:
+            await self._work.wait()
+            batch: list[_Request] = []
+            size = 0
+            # Spread a burst over the writers so that commits overlap instead of queueing.
+            limit = min(self._max_batch, max(self._min_share, -(-self._queued_events() // self._writers)))
+            while self._queue and (not batch or size + self._queue[0].size <= limit):
+                req = self._queue.popleft()
+                if req.future.cancelled():
+                    continue
+                batch.append(req)
+                size += req.size
+            if not self._queue:
+                self._work.clear()
+            if batch:
+                self._in_flight += 1
+                try:
+                    await self._commit_group(batch)
+                finally:
+                    self._in_flight -= 1
+
+    async def _commit_group(self, batch: list[_Request]) -> None:
+        try:
+            rows = await self._execute(batch)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            if len(batch) == 1:
+                _fail(batch[0], exc)
+                return
+            # One bad request must not fail its neighbours: retry each on its own.
+            for req in batch:
+                try:
+                    _resolve(req, await self._execute([req]))
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as one_exc:
+                    _fail(req, one_exc)
+            return
+        by_req: dict[int, list[asyncpg.Record]] = {}
+        for row in rows:
+            by_req.setdefault(row[0], []).append(row)
+        for i, req in enumerate(batch, start=1):
+            _resolve(req, by_req[i])
+        self.batches_committed += 1
+        self.requests_committed += len(batch)
+
+    async def _execute(self, batch: list[_Request]) -> list[asyncpg.Record]:
+        p_req: list[int] = []
+        p_stream: list[str] = []
+        p_expected: list[int] = []
+        p_seg: list[int] = []
+        p_event_id: list[UUID] = []
+        p_type: list[str] = []
+        p_account: list[UUID | None] = []
+        p_corr: list[UUID] = []
+        p_cause: list[UUID | None] = []
+        p_data: list[bytes] = []
+        for r, req in enumerate(batch, start=1):
+            for seg in req.segments:
+                p_req.append(r)
+                p_stream.append(seg.stream_id)
+                p_expected.append(_expected_code(seg.expected))
+                s = len(p_stream)
+                for ev in seg.events:
+                    p_seg.append(s)
+                    p_event_id.append(ev.event_id)
+                    p_type.append(ev.event_type)
+                    p_account.append(seg.account_id)
+                    p_corr.append(req.correlation_id)
+                    p_cause.append(req.causation_id)
+                    p_data.append(ev.data)
+        async with self.pool.acquire() as conn:
+            # One statement in autocommit: one round trip, and the function is the first write.
+            return await conn.fetch(
+                _APPEND_SQL, p_req, p_stream, p_expected, p_seg, p_event_id, p_type, p_account, p_corr, p_cause, p_data
+            )
+
+    # --- reading ----------------------------------------------------------------------
+
+    async def read_stream(self, stream_id: str, *, from_version: int = 1, limit: int | None = None) -> list[Envelope]:
+        rows = await self.pool.fetch(
+            f"select {_COLUMNS} from touchline.events where stream_id = $1 and version >= $2 "
+            "order by version limit $3",
+            stream_id,
+            from_version,
+            limit,
+        )
+        return [row_to_envelope(r) for r in rows]
+
+    async def read_batch(self, after: int, limit: int, filter: EventFilter | None = None) -> list[Envelope]:
+        """Up to `limit` safe events after position `after` (filter pushed down into SQL)."""
+        where = [f"position > $1 and {_SAFE}"]
+        args: list[Any] = [after, limit]
+        if filter is not None:
+            if filter.types is not None:
+                args.append(list(filter.types))
+                where.append(f"event_type = any(${len(args)})")
+            if filter.account_id is not None:
+                args.append(filter.account_id)
+                where.append(f"account_id = ${len(args)}")
+            if filter.stream_id is not None:
+                args.append(filter.stream_id)
+                where.append(f"stream_id = ${len(args)}")
+            if filter.category is not None:
+                args.append(filter.category + "-%")
+                where.append(f"(stream_id like ${len(args)})")
+        sql = f"select {_COLUMNS} from touchline.events where {' and '.join(where)} order by position limit $2"
+        rows = await self.pool.fetch(sql, *args)
+        return [row_to_envelope(r) for r in rows]
+
+    async def read_all(
+        self, from_position: int = 0, *, batch_size: int = 1000, filter: EventFilter | None = None
+    ) -> AsyncIterator[list[Envelope]]:
+        position = from_position
+        while True:
+            batch = await self.read_batch(position, batch_size, filter)
+            if not batch:
+                return
+            yield batch
+            position = batch[-1].position
+            if len(batch) < batch_size:
+                return
+
+    async def tail(
+        self, from_position: int = 0, *, batch_size: int = 1000, filter: EventFilter | None = None
+    ) -> AsyncIterator[list[Envelope]]:
+        wake = asyncio.Event()
+
+        def on_notify(*_: object) -> None:
+            wake.set()
+
+        position = from_position
+        held_back_delay = 0.005
+        listener = await asyncpg.connect(self.dsn)
+        try:
+            await listener.add_listener(NOTIFY_CHANNEL, on_notify)
+            while True:
+                wake.clear()
+                batch = await self.read_batch(position, batch_size)
+                if batch:
+                    position = batch[-1].position
+                    held_back_delay = 0.005
+                    wanted = batch if filter is None else [e for e in batch if filter.matches(e)]
+                    if wanted:
+                        yield wanted
+                    if len(batch) == batch_size:
+                        continue
+                if await self._held_back(position):
+                    # A slower transaction below us has not finished: our events are committed but
+                    # not yet safe to read. Its commit (or rollback) sends no notice we can count
+                    # on, so look again shortly.
+                    with anyio.move_on_after(held_back_delay):
+                        await wake.wait()
+                    held_back_delay = min(held_back_delay * 2, 0.5)
+                else:
+                    await wake.wait()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await listener.close()
+
+    async def _held_back(self, position: int) -> bool:
+        return bool(await self.pool.fetchval("select exists(select 1 from touchline.events where position > $1)", position))
+
+    async def stream_version(self, stream_id: str) -> int:
+        version = await self.pool.fetchval(
+            "select max(version) from touchline.events where stream_id = $1", stream_id
+        )
+        return int(version or 0)
+
+    async def head_position(self) -> int:
+        pos = await self.pool.fetchval(
+            f"select position from touchline.events where {_SAFE} order by position desc limit 1"
+        )
+        return int(pos or 0)
+
+    async def seal(self, *, max_events: int = 100_000, min_events: int = 1) -> int | None:
+        """Seal the global order up to the safe horizon; the seal id, or None if too few events."""
+        seal_id = await self.pool.fetchval("select touchline.seal($1, $2)", max_events, min_events)
+        return int(seal_id) if seal_id is not None else None
+
+    async def verify(self) -> VerifyReport:
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            counts = await conn.fetchrow("select count(*), count(distinct stream_id) from touchline.events")
+            assert counts is not None
+            n_events, n_streams = int(counts[0]), int(counts[1])
+            n_seals = int(await conn.fetchval("select count(*) from touchline.seals") or 0)
+
+            def report(bad: BadEvent | None) -> VerifyReport:
+                return VerifyReport(
+                    events_checked=n_events, streams_checked=n_streams, seals_checked=n_seals, first_bad=bad
+                )
+
+            row = await conn.fetchrow(_VERIFY_CHAIN_SQL)
+            if row is not None:
+                problem = (
+                    "content does not match its hash: the event was changed after it was written"
+                    if not row["hash_ok"]
+                    else f"version {row['version']} follows version {row['prev_version'] or 0}: "
+                    "an event before it was removed"
+                )
+                return report(
+                    BadEvent(
+                        position=row["position"],
+                        stream_id=row["stream_id"],
+                        version=row["version"],
+                        event_id=row["event_id"],
+                        problem=problem,
+                    )
+                )
+            seal = await conn.fetchrow(_VERIFY_SEALS_SQL)
+            if seal is not None:
+                return report(
+                    BadEvent(
+                        position=int(seal["from_position"]),
+                        stream_id="",
+                        version=0,
+                        event_id=None,
+                        problem=f"seal {seal['seal_id']} over positions {seal['from_position']}.."
+                        f"{seal['to_position']} does not match the events there: an event was removed, "
+                        "inserted or rewritten",
+                    )
+                )
+            return report(None)
+
+
+_VERIFY_CHAIN_SQL: Final = """
+select position, stream_id, version, event_id, hash_ok, prev_version from (
+    select position, stream_id, version, event_id,
+           hash = touchline.event_hash(coalesce(lag(hash) over w, ''::bytea), event_id, stream_id, version,
+                  event_type, account_id, correlation_id, causation_id, data, recorded_at) as hash_ok,
+           lag(version) over w as prev_version
+      from touchline.events
+    window w as (partition by stream_id order by version)
+) x
+where not hash_ok or version <> coalesce(prev_version, 0) + 1
+order by position
+limit 1
+"""
+
+_VERIFY_SEALS_SQL: Final = """
+select s.seal_id, s.from_position, s.to_position from touchline.seals s
+ where s.hash <> (select sha256(s.prev_hash || string_agg(e.hash, ''::bytea order by e.position))
+                    from touchline.events e where e.position between s.from_position and s.to_position)
+    or s.event_count <> (select count(*) from touchline.events e
+                          where e.position between s.from_position and s.to_position)
+    or s.prev_hash <> coalesce((select p.hash from touchline.seals p where p.seal_id < s.seal_id
+                                 order by p.seal_id desc limit 1), ''::bytea)
+ order by s.seal_id
+ limit 1
+"""
+
+
+def _resolve(req: _Request, rows: list[asyncpg.Record]) -> None:
+    if req.future.done():
+        return
+    outcomes = [(str(r["outcome"]), int(r["actual_version"] or 0)) for r in rows]
+    try:
+        raise_for_segments(req.segments, outcomes)
+    except LogError as exc:
+        req.future.set_exception(exc)
+        return
+    req.future.set_result(
+        [
+            AppendResult(
+                stream_id=r["stream_id"],
+                first_version=int(r["first_version"]),
+                last_version=int(r["last_version"]),
+                first_position=int(r["first_position"]),
+                last_position=int(r["last_position"]),
+                duplicate=r["outcome"] == "duplicate",
+            )
+            for r in rows
+        ]
+    )
+
+
+def _fail(req: _Request, exc: BaseException) -> None:
+    if not req.future.done():
+        err = LogError(f"append to {', '.join(s.stream_id for s in req.segments)} failed in PostgreSQL: {exc}")
+        err.__cause__ = exc
+        req.future.set_exception(err)
+
+
+@contextlib.asynccontextmanager
+async def open_postgres_store(
+    dsn: str, *, writers: int = 4, pool_size: int = 10, max_batch_events: int = 1000
+) -> AsyncIterator[PostgresEventStore]:
+    """Connect, start the group-commit writers, and stop them cleanly on exit."""
+    pool = await create_pool(dsn, min_size=min(writers, pool_size), max_size=max(pool_size, writers + 2))
+    store = PostgresEventStore(pool, dsn, writers=writers, max_batch_events=max_batch_events)
+    try:
+        async with anyio.create_task_group() as tg:
+            for _ in range(writers):
+                tg.start_soon(store._writer)
+            try:
+                yield store
+            finally:
+                store._closed = True
+                # Let appends already queued finish before the writers go.
+                while store._queue or store._in_flight:
+                    await anyio.sleep(0.001)
+                tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await pool.close()
+
+
+__all__ = ["PostgresEventStore", "create_pool", "init_connection", "open_postgres_store", "row_to_envelope"]
