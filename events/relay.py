@@ -1,0 +1,196 @@
+"""The outbox relay: publishes every committed event, in log order, to JetStream, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from typing import Final
+
+import anyio
+import asyncpg
+import msgspec
+import nats.errors
+import structlog
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from nats.js.errors import NotFoundError
+
+from events.bus import HEADER_POSITION, HEADER_STREAM, HEADER_TYPE, ensure_stream, event_subject
+from events.envelope import Envelope, envelope_encoder
+from events.errors import BusError
+from events.postgres import PostgresEventStore
+from events.settings import Settings
+
+log = structlog.get_logger("touchline.relay")
+
+_LEADER_LOCK: Final = 7245318290419
+# (last position, event count, acknowledgement futures) of one published batch
+_InFlight = tuple[int, int, list["asyncio.Future[PubAck]"]]
+
+
+class RelayStats(msgspec.Struct, kw_only=True):
+    published: int = 0
+    duplicates: int = 0
+    position: int = 0
+    retries: int = 0
+    seals: int = 0
+    leader: bool = False
+
+
+async def load_checkpoint(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> int:
+    pos = await conn.fetchval("select position from touchline.checkpoints where name = $1", name)
+    return int(pos or 0)
+
+
+async def save_checkpoint(conn: asyncpg.Connection | asyncpg.Pool, name: str, position: int) -> None:
+    await conn.execute(
+        "insert into touchline.checkpoints (name, position) values ($1, $2) "
+        "on conflict (name) do update set position = excluded.position, updated_at = now() "
+        "where touchline.checkpoints.position < excluded.position",
+        name,
+        position,
+    )
+
+
+class OutboxRelay:
+    """Tails the log and publishes to JetStream with `Nats-Msg-Id` = event id.
+
+    Resumes from the later of its checkpoint and the last position already in the stream, so a
+    crash between publish and checkpoint re-sends nothing the stream has. One relay per log leads
+    (a PostgreSQL advisory lock); others wait as standbys.
+    """
+
+    def __init__(
+        self,
+        store: PostgresEventStore,
+        nc: NATS,
+        settings: Settings,
+        *,
+        name: str = "relay",
+        batch_size: int = 500,
+        window: int = 4,
+        seal_every: int = 10_000,
+        seal_interval_s: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(publish_async_max_pending=batch_size * window)
+        self.settings = settings
+        self.name = name
+        self.batch_size = batch_size
+        self.window = window
+        self.seal_every = seal_every
+        self.seal_interval_s = seal_interval_s
+        self.stats = RelayStats()
+        self._caught_up = anyio.Event()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Relay forever; transient NATS or PostgreSQL failures are retried with backoff."""
+        started = False
+        attempt = 0
+        while True:
+            try:
+                async with self._leadership():
+                    if not started:
+                        task_status.started()
+                        started = True
+                    await self._relay()
+            except (BusError, nats.errors.Error, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                attempt += 1
+                self.stats.retries += 1
+                delay = min(10.0, 0.2 * 2 ** min(attempt, 6)) * (0.5 + random.random())
+                log.warning("relay_retry", error=str(exc) or type(exc).__name__, attempt=attempt, retry_in_s=round(delay, 2))
+                if not started:
+                    task_status.started()
+                    started = True
+                await anyio.sleep(delay)
+            else:  # pragma: no cover - _relay only returns by raising
+                attempt = 0
+
+    async def wait_caught_up(self, position: int) -> None:
+        """Tests and benchmarks: wait until everything up to `position` is acknowledged."""
+        while self.stats.position < position:
+            await anyio.sleep(0.005)
+
+    @contextlib.asynccontextmanager
+    async def _leadership(self) -> AsyncIterator[None]:
+        conn: asyncpg.Connection = await asyncpg.connect(self.store.dsn)
+        try:
+            while not await conn.fetchval("select pg_try_advisory_lock($1, hashtext($2))", _LEADER_LOCK >> 32, self.name):
+                if self.stats.leader:
+                    log.info("relay_standby", name=self.name)
+                self.stats.leader = False
+                await anyio.sleep(1.0)
+            self.stats.leader = True
+            log.info("relay_leader", name=self.name)
+            yield
+        finally:
+            self.stats.leader = False
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+
+    async def _resume_position(self) -> int:
+        checkpoint = await load_checkpoint(self.store.pool, self.name)
+        try:
+            info = await self.js.stream_info(self.settings.stream_name)
+        except NotFoundError:
+            return checkpoint
+        if info.state.messages == 0:
+            return checkpoint
+        last = await self.js.get_msg(self.settings.stream_name, seq=info.state.last_seq)
+        in_stream = int((last.headers or {}).get(HEADER_POSITION, 0))
+        return max(checkpoint, in_stream)
+
+    async def _relay(self) -> None:
+        await ensure_stream(self.js, self.settings)
+        position = await self._resume_position()
+        self.stats.position = position
+        log.info("relay_resumed", name=self.name, position=position)
+        send, receive = anyio.create_memory_object_stream[_InFlight](self.window)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._acknowledge, receive)
+            tg.start_soon(self._seal_periodically)
+            async with send:
+                async for batch in self.store.tail(position, batch_size=self.batch_size):
+                    futures = [await self._publish(env) for env in batch]
+                    await send.send((batch[-1].position, len(batch), futures))
+
+    async def _publish(self, env: Envelope) -> asyncio.Future[PubAck]:
+        headers = {
+            "Nats-Msg-Id": str(env.event_id),
+            HEADER_POSITION: str(env.position),
+            HEADER_TYPE: env.type,
+            HEADER_STREAM: env.stream_id,
+        }
+        return await self.js.publish_async(
+            event_subject(self.settings.subject_prefix, env),
+            envelope_encoder.encode(env),
+            headers=headers,
+            stream=self.settings.stream_name,
+        )
+
+    async def _acknowledge(self, receive: MemoryObjectReceiveStream[_InFlight]) -> None:
+        last_sealed = self.stats.position
+        async with receive:
+            async for position, count, futures in receive:
+                with anyio.fail_after(30):
+                    acks = [await f for f in futures]
+                self.stats.duplicates += sum(1 for a in acks if a.duplicate)
+                self.stats.published += count
+                await save_checkpoint(self.store.pool, self.name, position)
+                self.stats.position = position
+                if position - last_sealed >= self.seal_every:
+                    if await self.store.seal(min_events=self.seal_every) is not None:
+                        self.stats.seals += 1
+                    last_sealed = position
+
+    async def _seal_periodically(self) -> None:
+        while True:
+            await anyio.sleep(self.seal_interval_s)
+            if await self.store.seal(min_events=1) is not None:
+                self.stats.seals += 1
