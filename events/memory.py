@@ -158,11 +158,15 @@ class InMemoryEventStore(EventStore):
         position = from_position
         while True:
             changed = self._changed
-            async for batch in self.read_all(position, batch_size=batch_size, filter=filter):
-                yield batch
-            position = max(position, len(self._log))
-            if len(self._log) == position:
+            if position >= len(self._log):
                 await changed.wait()
+                continue
+            chunk = self._log[position : position + batch_size]
+            position += len(chunk)
+            batch = chunk if filter is None else [e for e in chunk if filter.matches(e)]
+            if batch:
+                yield batch
+            await anyio.lowlevel.checkpoint()
 
     async def stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, ()))

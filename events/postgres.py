@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
@@ -31,6 +32,7 @@ from events.store import (
 )
 
 NOTIFY_CHANNEL: Final = "touchline_events"
+_RACE_RETRIES: Final = 8
 
 _COLUMNS: Final = (
     "position, stream_id, version, event_id, event_type, account_id, correlation_id, causation_id, recorded_at, data"
@@ -124,6 +126,7 @@ class PostgresEventStore(EventStore):
         self._work = asyncio.Event()
         self._closed = False
         self._in_flight = 0
+        self._tasks: list[asyncio.Task[None]] = []
         self.batches_committed = 0
         self.requests_committed = 0
 
@@ -143,6 +146,21 @@ class PostgresEventStore(EventStore):
         self._queue.append(request)
         self._work.set()
         return await request.future
+
+    # The writers are plain tasks owned by the store rather than a task group spanning the
+    # caller's `async with`: the store may be opened and closed from different tasks (fixtures,
+    # servers), and no caller's task group should be torn down by a writer's failure.
+    def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._writer(), name=f"touchline-writer-{i}") for i in range(self._writers)]
+
+    async def _close(self) -> None:
+        self._closed = True
+        while self._queue or self._in_flight:
+            await asyncio.sleep(0.001)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _queued_events(self) -> int:
         return sum(r.size for r in self._queue)
@@ -173,15 +191,9 @@ class PostgresEventStore(EventStore):
         try:
             rows = await self._execute(batch)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            if len(batch) == 1:
-                _fail(batch[0], exc)
-                return
-            # One bad request must not fail its neighbours: retry each on its own.
+            # One bad or raced request must not fail its neighbours: retry each on its own.
             for req in batch:
-                try:
-                    _resolve(req, await self._execute([req]))
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as one_exc:
-                    _fail(req, one_exc)
+                await self._commit_alone(req, exc if len(batch) == 1 else None)
             return
         by_req: dict[int, list[asyncpg.Record]] = {}
         for row in rows:
@@ -190,6 +202,25 @@ class PostgresEventStore(EventStore):
             _resolve(req, by_req[i])
         self.batches_committed += 1
         self.requests_committed += len(batch)
+
+    async def _commit_alone(self, req: _Request, first_error: BaseException | None) -> None:
+        error = first_error
+        for _attempt in range(_RACE_RETRIES):
+            if error is not None and not isinstance(error, asyncpg.UniqueViolationError):
+                break
+            try:
+                _resolve(req, await self._execute([req]))
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                # A unique violation means another process appended to the same stream (or the
+                # same event ids) and has committed by now: run the checks again against it.
+                error = exc
+                await asyncio.sleep(random.uniform(0, 0.002 * (_attempt + 1)))
+            else:
+                self.batches_committed += 1
+                self.requests_committed += 1
+                return
+        assert error is not None
+        _fail(req, error)
 
     async def _execute(self, batch: list[_Request]) -> list[asyncpg.Record]:
         p_req: list[int] = []
@@ -339,11 +370,12 @@ class PostgresEventStore(EventStore):
 
             row = await conn.fetchrow(_VERIFY_CHAIN_SQL)
             if row is not None:
+                gap = row["version"] != (row["prev_version"] or 0) + 1
                 problem = (
-                    "content does not match its hash: the event was changed after it was written"
-                    if not row["hash_ok"]
-                    else f"version {row['version']} follows version {row['prev_version'] or 0}: "
+                    f"version {row['version']} follows version {row['prev_version'] or 0}: "
                     "an event before it was removed"
+                    if gap
+                    else "content does not match its hash: the event was changed after it was written"
                 )
                 return report(
                     BadEvent(
@@ -435,20 +467,12 @@ async def open_postgres_store(
     """Connect, start the group-commit writers, and stop them cleanly on exit."""
     pool = await create_pool(dsn, min_size=min(writers, pool_size), max_size=max(pool_size, writers + 2))
     store = PostgresEventStore(pool, dsn, writers=writers, max_batch_events=max_batch_events)
+    store._start()
     try:
-        async with anyio.create_task_group() as tg:
-            for _ in range(writers):
-                tg.start_soon(store._writer)
-            try:
-                yield store
-            finally:
-                store._closed = True
-                # Let appends already queued finish before the writers go.
-                while store._queue or store._in_flight:
-                    await anyio.sleep(0.001)
-                tg.cancel_scope.cancel()
+        yield store
     finally:
         with anyio.CancelScope(shield=True):
+            await store._close()
             await pool.close()
 
 

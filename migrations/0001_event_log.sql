@@ -166,8 +166,10 @@ begin
                      p_correlation[i], p_causation[i], p_data[i], now_us) order by i)
       into dig from generate_subscripts(p_event_id, 1) i;
 
-    -- Stream heads, read optimistically: a concurrent transaction appending to the same stream
-    -- makes our insert fail on (stream_id, version), and the caller retries that request alone.
+    -- One writer per stream at a time across processes (in a fixed order, so no deadlocks); the
+    -- heads read below are then final. The unique (stream_id, version) stays the last word.
+    perform pg_advisory_xact_lock(7245, k)
+       from (select distinct hashtext(x) as k from unnest(p_stream) x order by 1) locks;
     select array_agg(u.sid order by u.sid), array_agg(coalesce(hd.version, 0) order by u.sid),
            array_agg(coalesce(hd.hash, ''::bytea) order by u.sid)
       into h_stream, h_version, h_hash
