@@ -59,12 +59,12 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
     try:
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init_connection)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
-        raise DatabaseUnavailable(_redact(dsn), str(exc) or type(exc).__name__) from exc
+        raise DatabaseUnavailable(redact_dsn(dsn), str(exc) or type(exc).__name__) from exc
     assert pool is not None
     return pool
 
 
-def _redact(dsn: str) -> str:
+def redact_dsn(dsn: str) -> str:
     # Never print a password: postgresql://user:secret@host → postgresql://user:***@host
     if "@" in dsn and "://" in dsn:
         scheme, rest = dsn.split("://", 1)

@@ -203,8 +203,11 @@ class NatsServer:
 
 
 @contextlib.asynccontextmanager
-async def open_infrastructure(settings: Settings) -> AsyncIterator[Infrastructure]:
-    """The servers Touchline runs on: the configured ones, or embedded ones under the data dir."""
+async def open_infrastructure(settings: Settings, *, with_nats: bool = True) -> AsyncIterator[Infrastructure]:
+    """The servers Touchline runs on: the configured ones, or embedded ones under the data dir.
+
+    Commands that only read the log pass `with_nats=False` and start no NATS server.
+    """
     data_dir = settings.data_dir.resolve()
     pg_handle: Any = None
     nats: NatsServer | None = None
@@ -214,8 +217,8 @@ async def open_infrastructure(settings: Settings) -> AsyncIterator[Infrastructur
         else:
             pg_handle, database_url = await anyio.to_thread.run_sync(start_postgres, data_dir / "postgres")
             log.info("component_started", component="postgres", embedded=True, data_dir=str(data_dir / "postgres"))
-        if settings.nats_url:
-            nats_url = settings.nats_url
+        if settings.nats_url or not with_nats:
+            nats_url = settings.nats_url or ""
         else:
             nats = NatsServer(data_dir / "nats")
             await anyio.to_thread.run_sync(nats.start)
