@@ -53,7 +53,7 @@ async def connect(url: str, *, name: str = "touchline", reconnect_forever: bool 
             connect_timeout=3,
             allow_reconnect=True,
             max_reconnect_attempts=-1 if reconnect_forever else 60,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=1,
         )
     except (OSError, nats.errors.Error, TimeoutError) as exc:
         with _quiet():

@@ -79,7 +79,9 @@ class AppendRejected(LogError):
     def __init__(self, stream_id: str, cause: LogError) -> None:
         self.stream_id = stream_id
         self.cause = cause
-        super().__init__(f"nothing was written to {stream_id!r} because another stream of the same append failed: {cause}")
+        super().__init__(
+            f"nothing was written to {stream_id!r} because another stream of the same append failed: {cause}"
+        )
 
 
 class StoreClosed(LogError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import itertools
 import re
 from typing import Final
 
@@ -36,7 +37,7 @@ def load_migrations() -> list[Migration]:
             raise MigrationError(f"migration file {entry.name!r} must be named NNNN_lower_snake.sql")
         found.append(Migration(int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
-    for a, b in zip(found, found[1:], strict=False):
+    for a, b in itertools.pairwise(found):
         if a.version == b.version:
             raise MigrationError(f"two migrations share version {a.version}: {a.name} and {b.name}")
     return found

@@ -127,6 +127,7 @@ class PostgresEventStore(EventStore):
         self._closed = False
         self._in_flight = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._batch_done = asyncio.Event()
         self.batches_committed = 0
         self.requests_committed = 0
 
@@ -156,8 +157,10 @@ class PostgresEventStore(EventStore):
 
     async def _close(self) -> None:
         self._closed = True
+        self._work.set()
         while self._queue or self._in_flight:
-            await asyncio.sleep(0.001)
+            self._batch_done.clear()
+            await self._batch_done.wait()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -186,6 +189,7 @@ class PostgresEventStore(EventStore):
                     await self._commit_group(batch)
                 finally:
                     self._in_flight -= 1
+                    self._batch_done.set()
 
     async def _commit_group(self, batch: list[_Request]) -> None:
         try:
@@ -257,8 +261,7 @@ class PostgresEventStore(EventStore):
 
     async def read_stream(self, stream_id: str, *, from_version: int = 1, limit: int | None = None) -> list[Envelope]:
         rows = await self.pool.fetch(
-            f"select {_COLUMNS} from touchline.events where stream_id = $1 and version >= $2 "
-            "order by version limit $3",
+            f"select {_COLUMNS} from touchline.events where stream_id = $1 and version >= $2 order by version limit $3",
             stream_id,
             from_version,
             limit,
@@ -337,12 +340,12 @@ class PostgresEventStore(EventStore):
                 await listener.close()
 
     async def _held_back(self, position: int) -> bool:
-        return bool(await self.pool.fetchval("select exists(select 1 from touchline.events where position > $1)", position))
+        return bool(
+            await self.pool.fetchval("select exists(select 1 from touchline.events where position > $1)", position)
+        )
 
     async def stream_version(self, stream_id: str) -> int:
-        version = await self.pool.fetchval(
-            "select max(version) from touchline.events where stream_id = $1", stream_id
-        )
+        version = await self.pool.fetchval("select max(version) from touchline.events where stream_id = $1", stream_id)
         return int(version or 0)
 
     async def head_position(self) -> int:

@@ -87,7 +87,7 @@ class OutboxRelay:
         self.seal_every = seal_every
         self.seal_interval_s = seal_interval_s
         self.stats = RelayStats()
-        self._caught_up = anyio.Event()
+        self._progress = anyio.Event()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Relay forever; transient NATS or PostgreSQL failures are retried with backoff."""
@@ -100,11 +100,20 @@ class OutboxRelay:
                         task_status.started()
                         started = True
                     await self._relay()
-            except (BusError, nats.errors.Error, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (
+                BusError,
+                nats.errors.Error,
+                OSError,
+                TimeoutError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+            ) as exc:
                 attempt += 1
                 self.stats.retries += 1
                 delay = min(10.0, 0.2 * 2 ** min(attempt, 6)) * (0.5 + random.random())
-                log.warning("relay_retry", error=str(exc) or type(exc).__name__, attempt=attempt, retry_in_s=round(delay, 2))
+                log.warning(
+                    "relay_retry", error=str(exc) or type(exc).__name__, attempt=attempt, retry_in_s=round(delay, 2)
+                )
                 if not started:
                     task_status.started()
                     started = True
@@ -115,13 +124,15 @@ class OutboxRelay:
     async def wait_caught_up(self, position: int) -> None:
         """Tests and benchmarks: wait until everything up to `position` is acknowledged."""
         while self.stats.position < position:
-            await anyio.sleep(0.005)
+            await self._progress.wait()
 
     @contextlib.asynccontextmanager
     async def _leadership(self) -> AsyncIterator[None]:
         conn: asyncpg.Connection = await asyncpg.connect(self.store.dsn)
         try:
-            while not await conn.fetchval("select pg_try_advisory_lock($1, hashtext($2))", _LEADER_LOCK >> 32, self.name):
+            while not await conn.fetchval(
+                "select pg_try_advisory_lock($1, hashtext($2))", _LEADER_LOCK >> 32, self.name
+            ):
                 if self.stats.leader:
                     log.info("relay_standby", name=self.name)
                 self.stats.leader = False
@@ -184,6 +195,8 @@ class OutboxRelay:
                 self.stats.published += count
                 await save_checkpoint(self.store.pool, self.name, position)
                 self.stats.position = position
+                self._progress.set()
+                self._progress = anyio.Event()
                 if position - last_sealed >= self.seal_every:
                     if await self.store.seal(min_events=self.seal_every) is not None:
                         self.stats.seals += 1

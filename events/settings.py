@@ -63,7 +63,9 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
     except ValueError as exc:
         raise ConfigError(f"{name} is not a valid URL: {exc}") from None
     if parts.scheme not in schemes:
-        raise ConfigError(f"{name} must start with {' or '.join(s + '://' for s in schemes)} (got {parts.scheme or 'no scheme'!r})")
+        raise ConfigError(
+            f"{name} must start with {' or '.join(s + '://' for s in schemes)} (got {parts.scheme or 'no scheme'!r})"
+        )
     if not parts.netloc and "host=" not in (parts.query or ""):
         raise ConfigError(f"{name} names no host: expected e.g. {schemes[0]}://host:port")
     return value

@@ -140,7 +140,9 @@ def prepare(appends: Sequence[StreamAppend]) -> list[PreparedSegment]:
         if not ap.events:
             raise LogError(f"append to {ap.stream_id!r} has no events")
         if isinstance(ap.expected_version, int) and ap.expected_version < 0:
-            raise LogError(f"expected version {ap.expected_version} for {ap.stream_id!r} is negative: use ANY or NO_STREAM")
+            raise LogError(
+                f"expected version {ap.expected_version} for {ap.stream_id!r} is negative: use ANY or NO_STREAM"
+            )
         prepared = []
         account_id = ap.account_id
         for item in ap.events:
@@ -208,7 +210,11 @@ class EventStore(abc.ABC):
     ) -> AppendResult:
         """Append to one stream; raises ConcurrencyError when it is not at `expected_version`."""
         (result,) = await self.append_many(
-            [StreamAppend(stream_id=stream_id, events=events, expected_version=expected_version, account_id=account_id)],
+            [
+                StreamAppend(
+                    stream_id=stream_id, events=events, expected_version=expected_version, account_id=account_id
+                )
+            ],
             correlation_id=correlation_id,
             causation_id=causation_id,
         )

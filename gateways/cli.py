@@ -44,7 +44,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(bench_app, name="bench")
 
 DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Where embedded servers keep their data [env TOUCHLINE_DATA_DIR; default ./.touchline]")
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Where embedded servers keep their data [env TOUCHLINE_DATA_DIR; default ./.touchline]"
+    ),
 ]
 
 # Every role `touchline up` knows; later parts add actors and the HTTP server.
@@ -236,7 +239,9 @@ def events_tail(
     stream: Annotated[str | None, typer.Option(help="Only this stream")] = None,
     type_: Annotated[list[str] | None, typer.Option("--type", help="Only these event types (repeatable)")] = None,
     account: Annotated[str | None, typer.Option(help="Only this account id")] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events as they are committed")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events as they are committed")
+    ] = False,
     from_position: Annotated[int, typer.Option("--from", help="Start after this global position")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON envelope per line")] = False,
     data_dir: DataDir = None,
@@ -304,7 +309,11 @@ def audit_stream(
                 f"{env.recorded_at:%Y-%m-%d %H:%M:%S.%f}",
                 env.type,
                 f"{env.correlation_id}\n{env.causation_id or '-'}",
-                json.dumps({k: v for k, v in msgspec.json.decode(env.data).items() if k != "type"}, indent=1, ensure_ascii=False),
+                json.dumps(
+                    {k: v for k, v in msgspec.json.decode(env.data).items() if k != "type"},
+                    indent=1,
+                    ensure_ascii=False,
+                ),
             )
         out.print(table)
 
@@ -327,7 +336,9 @@ def audit_verify(data_dir: DataDir = None) -> None:
             )
             return 0
         bad = report.first_bad
-        where = f"position {bad.position}" + (f", stream {bad.stream_id} version {bad.version}" if bad.stream_id else "")
+        where = f"position {bad.position}" + (
+            f", stream {bad.stream_id} version {bad.version}" if bad.stream_id else ""
+        )
         ident = f", event {bad.event_id}" if bad.event_id else ""
         err.print(f"[bold red]TAMPERED[/]: {where}{ident}: {bad.problem}", highlight=False)
         return 1
@@ -398,4 +409,3 @@ def bench_log(
 
 def main() -> None:
     app()
-

@@ -45,11 +45,11 @@ def start_postgres(pgdata: Path) -> tuple[Any, str]:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver
+        from pgserver import postgres_server
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:
-            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+            server = postgres_server.get_server(pgdata, cleanup_mode="stop")
         except Exception as exc:  # pgserver raises bare subprocess / assertion errors
             log_file = pgdata / "log"
             tail = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
@@ -165,12 +165,16 @@ class NatsServer:
             "--port", str(port),
             "--log", str(self.log_file),
         ]  # fmt: skip
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                raise EmbeddedServerError(f"nats-server exited at start (code {proc.returncode}): {err or self._log_tail()}")
+                raise EmbeddedServerError(
+                    f"nats-server exited at start (code {proc.returncode}): {err or self._log_tail()}"
+                )
             if _port_open(port):
                 return proc.pid
             time.sleep(0.02)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import uuid
@@ -11,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from nats.aio.client import Client as NATS
+from nats.js.errors import NotFoundError
 
 from events.bus import connect
 from events.migrate import migrate
@@ -124,8 +126,6 @@ async def nc(nats_url: str, settings: Settings) -> AsyncIterator[NATS]:
         yield client
     finally:
         js = client.jetstream()
-        try:
+        with contextlib.suppress(NotFoundError):  # the test may not have created it
             await js.delete_stream(settings.stream_name)
-        except Exception:  # noqa: BLE001 - the test may not have created it
-            pass
         await client.close()

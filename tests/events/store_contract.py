@@ -59,7 +59,9 @@ class StoreContract:
     async def test_exact_expected_version_appends_in_order(self, store: EventStore) -> None:
         lead_id, stream = lead()
         await store.append(stream, [status(lead_id)], expected_version=NO_STREAM)
-        result = await store.append(stream, [status(lead_id, "contacted"), status(lead_id, "replied")], expected_version=1)
+        result = await store.append(
+            stream, [status(lead_id, "contacted"), status(lead_id, "replied")], expected_version=1
+        )
         assert (result.first_version, result.last_version) == (2, 3)
         assert result.last_position == result.first_position + 1
         events = await store.read_stream(stream)
@@ -220,7 +222,10 @@ class StoreContract:
         lead_id, stream = lead()
         with pytest.raises(LogError, match="appears twice"):
             await store.append_many(
-                [StreamAppend(stream_id=stream, events=[status(lead_id)]), StreamAppend(stream_id=stream, events=[status(lead_id)])]
+                [
+                    StreamAppend(stream_id=stream, events=[status(lead_id)]),
+                    StreamAppend(stream_id=stream, events=[status(lead_id)]),
+                ]
             )
 
     # --- envelopes ------------------------------------------------------------------------
@@ -251,7 +256,9 @@ class StoreContract:
 
     async def test_explicit_account_wins_and_events_without_one_have_none(self, store: EventStore) -> None:
         campaign_id = uuid.uuid4()
-        created = CampaignCreated(campaign_id=campaign_id, account_id=ACCOUNT, campaign_key="autos_outbound_miami", name="x")
+        created = CampaignCreated(
+            campaign_id=campaign_id, account_id=ACCOUNT, campaign_key="autos_outbound_miami", name="x"
+        )
         await store.append(f"campaign-{campaign_id}", [created], account_id=OTHER_ACCOUNT)
         (env,) = await store.read_stream(f"campaign-{campaign_id}")
         assert env.account_id == OTHER_ACCOUNT
@@ -284,7 +291,7 @@ class StoreContract:
         assert [len(b) for b in batches] == [6, 6, 6, 2]
         positions = [e.position for b in batches for e in b]
         assert positions == sorted(positions) and len(set(positions)) == 20
-        later = [e.position async for b in store.read_all(positions[9]) for e in _iter(b)]
+        later = [e.position async for b in store.read_all(positions[9]) for e in b]
         assert later == positions[10:]
 
     async def test_read_all_filters(self, store: EventStore) -> None:
@@ -309,7 +316,7 @@ class StoreContract:
         )
 
         async def types(f: EventFilter) -> list[str]:
-            return [e.stream_id async for b in store.read_all(0, filter=f) for e in _iter(b)]
+            return [e.stream_id async for b in store.read_all(0, filter=f) for e in b]
 
         assert await types(EventFilter(account_id=OTHER_ACCOUNT)) == [stream_b]
         assert await types(EventFilter(types=frozenset({"TouchRunScheduled"}))) == [f"touch-{touch_id}"]
@@ -381,7 +388,3 @@ class StoreContract:
         )
         assert report.first_bad.event_id == victim.event_id
         assert "changed" in report.first_bad.problem
-
-
-def _iter(batch: list[object]) -> list[object]:
-    return batch

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import anyio
 import asyncpg
@@ -19,14 +18,16 @@ from tests.events.store_contract import ACCOUNT, StoreContract, Tamper, lead, st
 
 class TestPostgresEventStore(StoreContract):
     @pytest.fixture
-    async def store(self, pg_store: PostgresEventStore) -> AsyncIterator[EventStore]:
-        yield pg_store
+    async def store(self, pg_store: PostgresEventStore) -> EventStore:
+        return pg_store
 
     @pytest.fixture
     def tamper(self) -> Tamper:
         async def tamper(store: EventStore, position: int, data: bytes) -> None:
             assert isinstance(store, PostgresEventStore)
-            await _superuser_update(store, "update touchline.events set data = $2::jsonb where position = $1", position, data)
+            await _superuser_update(
+                store, "update touchline.events set data = $2::jsonb where position = $1", position, data
+            )
 
         return tamper
 
@@ -153,7 +154,8 @@ async def test_verify_detects_a_rewritten_chain_through_the_seal(pg_store: Postg
         """update touchline.events e set data = $2::jsonb,
                hash = touchline.event_hash(p.hash, e.event_id, e.stream_id, e.version, e.event_type, e.account_id,
                                            e.correlation_id, e.causation_id, $2::jsonb, e.recorded_at)
-             from touchline.events p where e.position = $1 and p.stream_id = e.stream_id and p.version = e.version - 1""",
+             from touchline.events p
+            where e.position = $1 and p.stream_id = e.stream_id and p.version = e.version - 1""",
         last.position,
         forged,
     )
