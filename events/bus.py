@@ -14,10 +14,14 @@ Consumers filter on these, e.g. `touchline.events.*.touch.>` for every touch eve
 
 from __future__ import annotations
 
+import contextlib
 from typing import Final
+from urllib.parse import urlsplit
 from uuid import UUID
 
+import anyio
 import nats
+import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -26,6 +30,8 @@ from nats.js.errors import NotFoundError
 from events.envelope import Envelope
 from events.errors import BusUnavailable
 from events.settings import Settings
+
+log = structlog.get_logger("touchline.bus")
 
 NO_ACCOUNT: Final = "_"
 HEADER_POSITION: Final = "Touchline-Position"
@@ -44,7 +50,23 @@ def events_filter(prefix: str, *, account_id: UUID | None = None, category: str 
 
 
 async def connect(url: str, *, name: str = "touchline", reconnect_forever: bool = False) -> NATS:
-    """Connect, failing with one clear error if the server is not there at start."""
+    """Connect, failing with one clear error if the server is not there at start.
+
+    Once connected, a lost connection is retried in the background (forever for long-lived
+    components such as the relay), and publishes are buffered meanwhile.
+    """
+    await _probe(url)
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats_error", url=url, error=str(exc) or type(exc).__name__)
+
+    async def on_disconnect() -> None:
+        if not nc.is_closed:
+            log.warning("nats_disconnected", url=url)
+
+    async def on_reconnect() -> None:
+        log.info("nats_reconnected", url=url)
+
     nc = NATS()
     try:
         await nc.connect(
@@ -54,20 +76,31 @@ async def connect(url: str, *, name: str = "touchline", reconnect_forever: bool 
             allow_reconnect=True,
             max_reconnect_attempts=-1 if reconnect_forever else 60,
             reconnect_time_wait=1,
+            error_cb=on_error,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
         )
     except (OSError, nats.errors.Error, TimeoutError) as exc:
-        with _quiet():
+        with contextlib.suppress(Exception):
             await nc.close()
         raise BusUnavailable(url, str(exc) or type(exc).__name__) from exc
     return nc
 
 
-class _quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
+async def _probe(url: str) -> None:
+    # nats-py retries an unreachable server for as long as it would reconnect (forever, for the
+    # relay): look first, so a server that is not there at start is one clear error at once.
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise BusUnavailable(url, "the URL names no host (expected nats://host:port)")
+    try:
+        with anyio.fail_after(3):
+            stream = await anyio.connect_tcp(parts.hostname, parts.port or 4222)
+    except (OSError, TimeoutError) as exc:
+        raise BusUnavailable(url, str(exc) or "connection timed out") from None
+    except ValueError as exc:
+        raise BusUnavailable(url, f"malformed URL: {exc}") from None
+    await stream.aclose()
 
 
 def stream_config(settings: Settings, *, replicas: int = 1) -> StreamConfig:

@@ -57,7 +57,11 @@ T = TypeVar("T")
 
 
 def _settings(data_dir: Path | None) -> Settings:
-    return Settings.from_env(data_dir=data_dir)
+    try:
+        return Settings.from_env(data_dir=data_dir)
+    except TouchlineError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _run(main: Callable[[], Awaitable[T]]) -> T:
@@ -129,20 +133,20 @@ async def _up(settings: Settings, roles: set[str]) -> None:
         log.info("component_started", component="migrations", applied=applied)
         nc = await connect_bus(infra.nats_url, name="touchline-up", reconnect_forever=True)
         try:
-            async with open_postgres_store(infra.database_url) as store, anyio.create_task_group() as tg:
-                log.info("component_started", component="event_store")
-                if "relay" in roles:
-                    relay = OutboxRelay(store, nc, settings)
-                    await tg.start(relay.run)
-                    log.info("component_started", component="relay", stream=settings.stream_name)
-                log.info(
-                    "touchline_ready",
-                    seconds=round(time.monotonic() - started, 2),
-                    roles=sorted(roles),
-                    database=redact_dsn(infra.database_url),
-                    nats=infra.nats_url,
-                )
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async with open_postgres_store(infra.database_url) as store, anyio.create_task_group() as tg:
+                    log.info("component_started", component="event_store")
+                    if "relay" in roles:
+                        relay = OutboxRelay(store, nc, settings)
+                        await tg.start(relay.run)
+                        log.info("component_started", component="relay", stream=settings.stream_name)
+                    log.info(
+                        "touchline_ready",
+                        seconds=round(time.monotonic() - started, 2),
+                        roles=sorted(roles),
+                        database=redact_dsn(infra.database_url),
+                        nats=infra.nats_url,
+                    )
                     async for signum in signals:
                         log.info("touchline_stopping", signal=signal.Signals(signum).name)
                         tg.cancel_scope.cancel()
@@ -277,10 +281,17 @@ def _print_event(env: Envelope, as_json: bool) -> None:
         return
     out.print(
         f"[dim]{env.position:>8}[/] {env.recorded_at:%Y-%m-%d %H:%M:%S} [cyan]{env.stream_id}[/]@{env.version} "
-        f"[bold]{env.type}[/] {bytes(env.data).decode()}",
+        f"[bold]{env.type}[/] {_data_without_tag(env)}",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _data_without_tag(env: Envelope) -> str:
+    data = msgspec.json.decode(env.data)
+    if isinstance(data, dict):
+        data.pop("type", None)
+    return json.dumps(data, ensure_ascii=False)
 
 
 # --- audit -------------------------------------------------------------------------------------
@@ -409,3 +420,7 @@ def bench_log(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
