@@ -63,7 +63,7 @@ def test_round_trip_keeps_nested_structs_and_times() -> None:
 
 
 def test_unknown_type_is_named() -> None:
-    with pytest.raises(UnknownEventType, match="'LeadTeleported'.*position 9"):
+    with pytest.raises(UnknownEventType, match=r"'LeadTeleported'.*position 9"):
         decode_event("LeadTeleported", b"{}", where="position 9")
 
 

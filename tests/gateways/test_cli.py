@@ -110,7 +110,8 @@ def test_audit_verify_names_the_first_tampered_event(database_url: str, two_lead
             async with conn.transaction():
                 await conn.execute("alter table touchline.events disable trigger events_no_update")
                 await conn.execute(
-                    "update touchline.events set data = jsonb_set(data, '{status}', '\"suppressed\"') where position = $1",
+                    "update touchline.events set data = jsonb_set(data, '{status}', '\"suppressed\"') "
+                    "where position = $1",
                     position,
                 )
                 await conn.execute("alter table touchline.events enable always trigger events_no_update")
