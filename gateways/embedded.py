@@ -26,6 +26,8 @@ from events.settings import Settings
 
 log = structlog.get_logger("touchline.embedded")
 
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
 
 class Infrastructure(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str
@@ -156,6 +158,11 @@ class NatsServer:
             self.pid, self.port = pid, port
 
     def _spawn(self, port: int, timeout: float) -> int:
+        if _port_open(port):
+            raise EmbeddedServerError(
+                f"cannot start nats-server on port {port}: another program listens there; "
+                f"stop it, or set TOUCHLINE_NATS_URL to use a running server"
+            )
         self.store_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
             nats_server_binary(),
@@ -165,13 +172,16 @@ class NatsServer:
             "--port", str(port),
             "--log", str(self.log_file),
         ]  # fmt: skip
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
+        with open(self.root / "nats-server.stderr", "wb") as stderr:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+            )
+        _children[proc.pid] = proc  # kept until stop() reaps it
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                _children.pop(proc.pid, None)
+                err = (self.root / "nats-server.stderr").read_text(errors="replace").strip()
                 raise EmbeddedServerError(
                     f"nats-server exited at start (code {proc.returncode}): {err or self._log_tail()}"
                 )
@@ -179,6 +189,8 @@ class NatsServer:
                 return proc.pid
             time.sleep(0.02)
         proc.kill()
+        proc.wait()
+        _children.pop(proc.pid, None)
         raise EmbeddedServerError(f"nats-server did not open port {port} within {timeout:.0f}s: {self._log_tail()}")
 
     def _log_tail(self) -> str:
@@ -193,13 +205,19 @@ class NatsServer:
             if users or not pid or not _alive(pid):
                 return
             os.kill(pid, signal.SIGTERM)  # nats-server flushes JetStream and exits on SIGTERM
-            deadline = time.monotonic() + timeout
-            while _alive(pid) and time.monotonic() < deadline:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-                time.sleep(0.02)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            proc = _children.pop(pid, None)
+            if proc is not None:  # our own child: wait for it, and reap it
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            else:  # started by a process that has gone since: watch it go
+                deadline = time.monotonic() + timeout
+                while _alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
             state.update(pid=0)
 
 

@@ -1,0 +1,60 @@
+"""Settings from the environment: defaults, overrides, and errors that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from events.errors import ConfigError
+from events.settings import Settings
+
+
+def test_defaults_are_the_embedded_servers() -> None:
+    s = Settings.from_env({})
+    assert s.database_url is None and s.nats_url is None
+    assert s.data_dir == Path(".touchline")
+    assert (s.http_host, s.http_port) == ("127.0.0.1", 8080)
+    assert (s.subject_prefix, s.stream_name) == ("touchline", "TOUCHLINE_EVENTS")
+
+
+def test_environment_and_overrides() -> None:
+    env = {
+        "TOUCHLINE_DATABASE_URL": " postgresql://u:p@db:5432/touchline ",
+        "TOUCHLINE_NATS_URL": "nats://bus:4222",
+        "TOUCHLINE_HTTP_PORT": "9090",
+        "TOUCHLINE_PUBLIC_URL": "https://touchline.example/",
+        "TOUCHLINE_DATA_DIR": "/var/lib/touchline",
+    }
+    s = Settings.from_env(env, data_dir=Path("/elsewhere"))
+    assert s.database_url == "postgresql://u:p@db:5432/touchline"
+    assert s.nats_url == "nats://bus:4222"
+    assert s.http_port == 9090
+    assert s.public_url == "https://touchline.example"
+    assert s.data_dir == Path("/elsewhere")
+
+
+def test_a_unix_socket_database_url_is_accepted() -> None:
+    url = "postgresql://postgres:@/postgres?host=/tmp/pg"
+    assert Settings.from_env({"TOUCHLINE_DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TOUCHLINE_DATABASE_URL", "mysql://db/x", "TOUCHLINE_DATABASE_URL must start with postgres://"),
+        ("TOUCHLINE_DATABASE_URL", "postgresql://", "TOUCHLINE_DATABASE_URL names no host"),
+        ("TOUCHLINE_NATS_URL", "http://bus:4222", "TOUCHLINE_NATS_URL must start with nats://"),
+        ("TOUCHLINE_HTTP_PORT", "eighty", "TOUCHLINE_HTTP_PORT must be a port number, got 'eighty'"),
+        ("TOUCHLINE_HTTP_PORT", "70000", "TOUCHLINE_HTTP_PORT must be between 0 and 65535"),
+        ("TOUCHLINE_PUBLIC_URL", "touchline.example", "TOUCHLINE_PUBLIC_URL must start with http://"),
+        ("TOUCHLINE_SUBJECT_PREFIX", "a.b", "TOUCHLINE_SUBJECT_PREFIX may hold only"),
+    ],
+)
+def test_malformed_values_name_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({name: value})
+
+
+def test_blank_values_mean_unset() -> None:
+    assert Settings.from_env({"TOUCHLINE_DATABASE_URL": "   "}).database_url is None
