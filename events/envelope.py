@@ -11,7 +11,7 @@ from events.catalog import Event
 from events.codec import decode_event
 
 
-class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+class Envelope(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One recorded event. `data` is the stored JSON, decoded on demand by `.event`."""
 
     event_id: UUID

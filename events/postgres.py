@@ -292,15 +292,25 @@ class PostgresEventStore(EventStore):
     async def read_all(
         self, from_position: int = 0, *, batch_size: int = 1000, filter: EventFilter | None = None
     ) -> AsyncIterator[list[Envelope]]:
-        position = from_position
-        while True:
-            batch = await self.read_batch(position, batch_size, filter)
-            if not batch:
-                return
-            yield batch
-            position = batch[-1].position
-            if len(batch) < batch_size:
-                return
+        # The next batch is fetched while the caller works on this one: PostgreSQL runs on
+        # another core, so reading and decoding overlap.
+        pending: asyncio.Task[list[Envelope]] | None = asyncio.ensure_future(
+            self.read_batch(from_position, batch_size, filter)
+        )
+        try:
+            while pending is not None:
+                batch = await pending
+                pending = None
+                if not batch:
+                    return
+                if len(batch) == batch_size:
+                    pending = asyncio.ensure_future(self.read_batch(batch[-1].position, batch_size, filter))
+                yield batch
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
 
     async def tail(
         self, from_position: int = 0, *, batch_size: int = 1000, filter: EventFilter | None = None

@@ -67,26 +67,33 @@ alter table touchline.seals enable always trigger seals_no_update;
 alter table touchline.seals enable always trigger seals_no_truncate;
 
 -- The hash of one event, chained to the previous event's hash in its stream:
---   sha256(prev || version || sha256(content)).
+--   sha256(prev || version || sha256(content)), all in binary.
 -- One definition of the content digest, used by the append and by the verifier.
 create function touchline.event_digest(
     event_id uuid, stream_id text, event_type text, account_id uuid,
-    correlation_id uuid, causation_id uuid, data jsonb, recorded_us text
+    correlation_id uuid, causation_id uuid, data jsonb, recorded_us bigint
 ) returns bytea language sql immutable parallel safe as $$
-    select sha256(convert_to(concat_ws(E'\x1f',
-        event_id::text, stream_id, event_type, coalesce(account_id::text, ''),
-        correlation_id::text, coalesce(causation_id::text, ''), data::text, recorded_us), 'UTF8'))
+    -- Binary and length-prefixed: unambiguous, and twice as fast as formatting text.
+    select sha256(
+        uuid_send(event_id)
+        || int4send(octet_length(stream_id)) || convert_to(stream_id, 'UTF8')
+        || int4send(octet_length(event_type)) || convert_to(event_type, 'UTF8')
+        || case when account_id is null then '\x00'::bytea else '\x01'::bytea || uuid_send(account_id) end
+        || uuid_send(correlation_id)
+        || case when causation_id is null then '\x00'::bytea else '\x01'::bytea || uuid_send(causation_id) end
+        || int8send(recorded_us)
+        || convert_to(data::text, 'UTF8'))
 $$;
 
-create function touchline.recorded_us(ts timestamptz) returns text language sql immutable parallel safe as $$
-    select ((extract(epoch from ts) * 1000000)::bigint)::text
+create function touchline.recorded_us(ts timestamptz) returns bigint language sql immutable parallel safe as $$
+    select (extract(epoch from ts) * 1000000)::bigint
 $$;
 
 create function touchline.event_hash(
     prev bytea, event_id uuid, stream_id text, version bigint, event_type text, account_id uuid,
     correlation_id uuid, causation_id uuid, data jsonb, recorded_at timestamptz
 ) returns bytea language sql immutable parallel safe as $$
-    select sha256(prev || convert_to(version::text, 'UTF8') || touchline.event_digest(
+    select sha256(prev || int8send(version) || touchline.event_digest(
         event_id, stream_id, event_type, account_id, correlation_id, causation_id, data,
         touchline.recorded_us(recorded_at)))
 $$;
@@ -125,7 +132,7 @@ declare
     n_seg int := coalesce(array_length(p_stream, 1), 0);
     n_ev int := coalesce(array_length(p_event_id, 1), 0);
     now_ts timestamptz := clock_timestamp();
-    now_us text := touchline.recorded_us(now_ts);
+    now_us bigint := touchline.recorded_us(now_ts);
     alloc bigint[]; dig bytea[];
     h_stream text[]; h_version bigint[]; h_hash bytea[];
     d_id uuid[];
@@ -162,9 +169,11 @@ begin
 
     select array_agg(x.f order by x.s), array_agg(x.l order by x.s) into seg_first, seg_last
       from (select p_seg[i] as s, min(i) as f, max(i) as l from generate_subscripts(p_seg, 1) i group by 1) x;
-    select array_agg(touchline.event_digest(p_event_id[i], p_stream[p_seg[i]], p_event_type[i], p_account_id[i],
-                     p_correlation[i], p_causation[i], p_data[i], now_us) order by i)
-      into dig from generate_subscripts(p_event_id, 1) i;
+    select array_agg(touchline.event_digest(u.id, p_stream[u.seg], u.typ, u.acc, u.cor, u.cau, u.dat, now_us)
+                     order by u.ord)
+      into dig
+      from unnest(p_event_id, p_seg, p_event_type, p_account_id, p_correlation, p_causation, p_data)
+           with ordinality as u(id, seg, typ, acc, cor, cau, dat, ord);
 
     -- One writer per stream at a time across processes (in a fixed order, so no deadlocks); the
     -- heads read below are then final. The unique (stream_id, version) stays the last word.
@@ -177,7 +186,7 @@ begin
       left join lateral (select ev.version, ev.hash from touchline.events ev where ev.stream_id = u.sid
                           order by ev.version desc limit 1) hd on true;
     select coalesce(array_agg(ev.event_id), '{}') into d_id
-      from touchline.events ev where ev.event_id = any(p_event_id);
+      from unnest(p_event_id) x join touchline.events ev on ev.event_id = x;
     known := d_id;
     -- Replays are rare: only look for them when an id is already in the log or repeats in the group.
     check_dups := cardinality(d_id) > 0
@@ -215,7 +224,7 @@ begin
                 cur := h_version[hi]; prev := h_hash[hi];
                 for e in f .. l loop
                     cur := cur + 1;
-                    prev := sha256(prev || convert_to(cur::text, 'UTF8') || dig[e]);
+                    prev := sha256(prev || int8send(cur) || dig[e]);
                     ev_version[e] := cur; ev_hash[e] := prev;
                 end loop;
                 h_version[hi] := cur; h_hash[hi] := prev;
@@ -234,10 +243,10 @@ begin
         insert into touchline.events (position, stream_id, version, event_id, event_type, account_id,
                                       correlation_id, causation_id, data, recorded_at, hash)
         overriding system value
-        select alloc[i], p_stream[p_seg[i]], ev_version[i], p_event_id[i], p_event_type[i], p_account_id[i],
-               p_correlation[i], p_causation[i], p_data[i], now_ts, ev_hash[i]
-          from generate_subscripts(p_event_id, 1) i
-         where ev_version[i] is not null;
+        select u.pos, p_stream[u.seg], u.ver, u.id, u.typ, u.acc, u.cor, u.cau, u.dat, now_ts, u.h
+          from unnest(alloc, p_seg, ev_version, p_event_id, p_event_type, p_account_id, p_correlation,
+                      p_causation, p_data, ev_hash) as u(pos, seg, ver, id, typ, acc, cor, cau, dat, h)
+         where u.ver is not null;
 
         perform pg_notify('touchline_events', '');
     end if;
