@@ -39,9 +39,12 @@ _COLUMNS: Final = (
 )
 _SAFE: Final = "tx_id < pg_snapshot_xmin(pg_current_snapshot())"
 _APPEND_SQL: Final = (
-    "select req, stream_id, outcome, actual_version, first_version, last_version, first_position, last_position "
-    "from touchline.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    "select req, stream_id, outcome, actual_version, first_version, last_version, first_position, last_position, "
+    "last_hash from touchline.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 )
+# Stream heads this process has seen (its own appends), passed as hints so that the append
+# function can skip looking them up. Bounded: forgetting only costs a lookup.
+_MAX_HINTS: Final = 200_000
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -128,6 +131,7 @@ class PostgresEventStore(EventStore):
         self._in_flight = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._batch_done = asyncio.Event()
+        self._heads: dict[str, tuple[int, bytes]] = {}
         self.batches_committed = 0
         self.requests_committed = 0
 
@@ -251,11 +255,49 @@ class PostgresEventStore(EventStore):
                     p_corr.append(req.correlation_id)
                     p_cause.append(req.causation_id)
                     p_data.append(ev.data)
+        hint_version: list[int] | None = []
+        hint_hash: list[bytes] | None = []
+        for req in batch:
+            for seg in req.segments:
+                head = self._heads.get(seg.stream_id)
+                if head is None and seg.expected is NO_STREAM:
+                    head = (0, b"")
+                if head is None:
+                    hint_version = hint_hash = None
+                    break
+                assert hint_version is not None and hint_hash is not None
+                hint_version.append(head[0])
+                hint_hash.append(head[1])
+            if hint_version is None:
+                break
         async with self.pool.acquire() as conn:
             # One statement in autocommit: one round trip, and the function is the first write.
-            return await conn.fetch(
-                _APPEND_SQL, p_req, p_stream, p_expected, p_seg, p_event_id, p_type, p_account, p_corr, p_cause, p_data
+            rows = await conn.fetch(
+                _APPEND_SQL,
+                p_req,
+                p_stream,
+                p_expected,
+                p_seg,
+                p_event_id,
+                p_type,
+                p_account,
+                p_corr,
+                p_cause,
+                p_data,
+                hint_version,
+                hint_hash,
             )
+        self._remember_heads(rows)
+        return rows
+
+    def _remember_heads(self, rows: list[asyncpg.Record]) -> None:
+        if len(self._heads) > _MAX_HINTS:
+            self._heads.clear()
+        for row in rows:
+            if row["outcome"] == "ok":
+                self._heads[row["stream_id"]] = (row["last_version"], row["last_hash"])
+            else:
+                self._heads.pop(row["stream_id"], None)
 
     # --- reading ----------------------------------------------------------------------
 

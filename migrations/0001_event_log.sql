@@ -112,6 +112,12 @@ $$;
 -- transactions, position order equals transaction-id order, and a reader that only reads rows
 -- whose tx_id is below the oldest running transaction (pg_snapshot_xmin) sees a prefix of the
 -- log: it never skips a row that commits later. Everything else, commits included, overlaps.
+--
+-- Two paths. The fast one trusts the caller's hints (the version and hash it last saw for each
+-- stream, from its own appends) and looks nothing up: a stale hint can only be behind, so it
+-- collides on the unique (stream_id, version) or (event_id), and the checked path runs instead.
+-- The checked path locks the streams (one writer per stream across processes, in a fixed order
+-- so no deadlocks), reads their heads, and looks for replayed event ids.
 create function touchline.append_events(
     p_req         int[],     -- per segment: the request it belongs to (1-based, ascending)
     p_stream      text[],    -- per segment
@@ -122,10 +128,12 @@ create function touchline.append_events(
     p_account_id  uuid[],
     p_correlation uuid[],
     p_causation   uuid[],
-    p_data        jsonb[]
+    p_data        jsonb[],
+    p_hint_version bigint[] default null,  -- per segment: the stream's version as the caller knows it
+    p_hint_hash   bytea[] default null     -- per segment: the hash of that version's event
 ) returns table (
     req int, stream_id text, outcome text, actual_version bigint,
-    first_version bigint, last_version bigint, first_position bigint, last_position bigint
+    first_version bigint, last_version bigint, first_position bigint, last_position bigint, last_hash bytea
 ) language plpgsql as $$
 declare
     lock_key constant bigint := 7245318290417;
@@ -135,16 +143,11 @@ declare
     now_us bigint := touchline.recorded_us(now_ts);
     alloc bigint[]; dig bytea[];
     h_stream text[]; h_version bigint[]; h_hash bytea[];
-    d_id uuid[];
-    seg_first int[]; seg_last int[];
-    seg_outcome text[] := array_fill(null::text, array[greatest(n_seg, 1)]);
-    seg_actual bigint[] := array_fill(null::bigint, array[greatest(n_seg, 1)]);
-    ev_version bigint[] := array_fill(null::bigint, array[greatest(n_ev, 1)]);
-    ev_hash bytea[] := array_fill(null::bytea, array[greatest(n_ev, 1)]);
-    known uuid[]; check_dups boolean; seg_head int[];
+    seg_first int[]; seg_last int[]; seg_head int[];
+    seg_outcome text[]; seg_actual bigint[]; ev_version bigint[]; ev_hash bytea[];
+    known uuid[]; check_dups boolean; repeats boolean; fast boolean; done boolean := false;
     s int; e int; r int; r_first int; r_last int; hi int; f int; l int;
     cur bigint; prev bytea; ok boolean; any_new boolean;
-    dv0 bigint; dv1 bigint; dp0 bigint; dp1 bigint;
 begin
     if pg_current_xact_id_if_assigned() is not null then
         raise exception 'touchline.append_events must be the first write of its transaction'
@@ -174,80 +177,106 @@ begin
       into dig
       from unnest(p_event_id, p_seg, p_event_type, p_account_id, p_correlation, p_causation, p_data)
            with ordinality as u(id, seg, typ, acc, cor, cau, dat, ord);
+    select count(distinct x) < n_ev into repeats from unnest(p_event_id) x;
+    fast := not repeats and p_hint_version is not null and p_hint_hash is not null
+        and array_position(p_hint_version, null) is null;
 
-    -- One writer per stream at a time across processes (in a fixed order, so no deadlocks); the
-    -- heads read below are then final. The unique (stream_id, version) stays the last word.
-    perform pg_advisory_xact_lock(7245, k)
-       from (select distinct hashtext(x) as k from unnest(p_stream) x order by 1) locks;
-    select array_agg(u.sid order by u.sid), array_agg(coalesce(hd.version, 0) order by u.sid),
-           array_agg(coalesce(hd.hash, ''::bytea) order by u.sid)
-      into h_stream, h_version, h_hash
-      from (select distinct x as sid from unnest(p_stream) x) u
-      left join lateral (select ev.version, ev.hash from touchline.events ev where ev.stream_id = u.sid
-                          order by ev.version desc limit 1) hd on true;
-    select coalesce(array_agg(ev.event_id), '{}') into d_id
-      from unnest(p_event_id) x join touchline.events ev on ev.event_id = x;
-    known := d_id;
-    -- Replays are rare: only look for them when an id is already in the log or repeats in the group.
-    check_dups := cardinality(d_id) > 0
-        or (select count(distinct x) from unnest(p_event_id) x) < n_ev;
-    select array_agg(array_position(h_stream, p_stream[i]) order by i) into seg_head
-      from generate_subscripts(p_stream, 1) i;
+    while not done loop
+        -- Stream heads, one entry per distinct stream; seg_head maps each segment to its entry.
+        if fast then
+            select array_agg(x.sid order by x.sid), array_agg(x.v order by x.sid), array_agg(x.h order by x.sid)
+              into h_stream, h_version, h_hash
+              from (select distinct on (u.sid) u.sid, u.v, u.h
+                      from unnest(p_stream, p_hint_version, p_hint_hash) as u(sid, v, h) order by u.sid) x;
+            known := '{}';
+            check_dups := false;
+        else
+            perform pg_advisory_xact_lock(7245, k)
+               from (select distinct hashtext(x) as k from unnest(p_stream) x order by 1) locks;
+            select array_agg(u.sid order by u.sid), array_agg(coalesce(hd.version, 0) order by u.sid),
+                   array_agg(coalesce(hd.hash, ''::bytea) order by u.sid)
+              into h_stream, h_version, h_hash
+              from (select distinct x as sid from unnest(p_stream) x) u
+              left join lateral (select ev.version, ev.hash from touchline.events ev where ev.stream_id = u.sid
+                                  order by ev.version desc limit 1) hd on true;
+            select coalesce(array_agg(ev.event_id), '{}') into known
+              from unnest(p_event_id) x join touchline.events ev on ev.event_id = x;
+            check_dups := cardinality(known) > 0 or repeats;
+        end if;
+        select array_agg(array_position(h_stream, p_stream[i]) order by i) into seg_head
+          from generate_subscripts(p_stream, 1) i;
+        seg_outcome := array_fill(null::text, array[n_seg]);
+        seg_actual := array_fill(null::bigint, array[n_seg]);
+        ev_version := array_fill(null::bigint, array[n_ev]);
+        ev_hash := array_fill(null::bytea, array[n_ev]);
 
-    s := 1;
-    while s <= n_seg loop
-        r := p_req[s]; r_first := s; r_last := s;
-        while r_last < n_seg and p_req[r_last + 1] = r loop r_last := r_last + 1; end loop;
+        s := 1;
+        while s <= n_seg loop
+            r := p_req[s]; r_first := s; r_last := s;
+            while r_last < n_seg and p_req[r_last + 1] = r loop r_last := r_last + 1; end loop;
 
-        ok := true;
-        for s2 in r_first .. r_last loop
-            f := seg_first[s2]; l := seg_last[s2];
-            cur := h_version[seg_head[s2]];
-            seg_actual[s2] := cur;
-            if check_dups and p_event_id[f:l] <@ known then
-                seg_outcome[s2] := 'duplicate';
-            elsif check_dups and p_event_id[f:l] && known then
-                seg_outcome[s2] := 'partial_duplicate'; ok := false;
-            elsif (p_expected[s2] = -1 and cur <> 0) or (p_expected[s2] >= 0 and cur <> p_expected[s2]) then
-                seg_outcome[s2] := 'conflict'; ok := false;
-            else
-                seg_outcome[s2] := 'ok';
-            end if;
-        end loop;
-
-        for s2 in r_first .. r_last loop
-            if not ok then
-                if seg_outcome[s2] in ('ok', 'duplicate') then seg_outcome[s2] := 'rejected'; end if;
-            elsif seg_outcome[s2] = 'ok' then
+            ok := true;
+            for s2 in r_first .. r_last loop
                 f := seg_first[s2]; l := seg_last[s2];
-                hi := seg_head[s2];
-                cur := h_version[hi]; prev := h_hash[hi];
-                for e in f .. l loop
-                    cur := cur + 1;
-                    prev := sha256(prev || int8send(cur) || dig[e]);
-                    ev_version[e] := cur; ev_hash[e] := prev;
-                end loop;
-                h_version[hi] := cur; h_hash[hi] := prev;
-                if check_dups then known := known || p_event_id[f:l]; end if;
-            end if;
-        end loop;
-        s := r_last + 1;
-    end loop;
+                cur := h_version[seg_head[s2]];
+                seg_actual[s2] := cur;
+                if check_dups and p_event_id[f:l] <@ known then
+                    seg_outcome[s2] := 'duplicate';
+                elsif check_dups and p_event_id[f:l] && known then
+                    seg_outcome[s2] := 'partial_duplicate'; ok := false;
+                elsif (p_expected[s2] = -1 and cur <> 0) or (p_expected[s2] >= 0 and cur <> p_expected[s2]) then
+                    seg_outcome[s2] := 'conflict'; ok := false;
+                else
+                    seg_outcome[s2] := 'ok';
+                end if;
+            end loop;
 
-    any_new := false;
-    for s2 in 1 .. n_seg loop
-        if seg_outcome[s2] = 'ok' then any_new := true; exit; end if;
+            for s2 in r_first .. r_last loop
+                if not ok then
+                    if seg_outcome[s2] in ('ok', 'duplicate') then seg_outcome[s2] := 'rejected'; end if;
+                elsif seg_outcome[s2] = 'ok' then
+                    f := seg_first[s2]; l := seg_last[s2];
+                    hi := seg_head[s2];
+                    cur := h_version[hi]; prev := h_hash[hi];
+                    for e in f .. l loop
+                        cur := cur + 1;
+                        prev := sha256(prev || int8send(cur) || dig[e]);
+                        ev_version[e] := cur; ev_hash[e] := prev;
+                    end loop;
+                    h_version[hi] := cur; h_hash[hi] := prev;
+                    if check_dups then known := known || p_event_id[f:l]; end if;
+                end if;
+            end loop;
+            s := r_last + 1;
+        end loop;
+
+        any_new := array_position(seg_outcome, 'ok') is not null;
+        if fast and exists (select 1 from unnest(seg_outcome) o where o <> 'ok') then
+            -- A check against a hint failed, and the hint may be stale: decide on the checked path.
+            fast := false;
+            continue;
+        end if;
+
+        begin
+            if any_new then
+                insert into touchline.events (position, stream_id, version, event_id, event_type, account_id,
+                                              correlation_id, causation_id, data, recorded_at, hash)
+                overriding system value
+                select u.pos, p_stream[u.seg], u.ver, u.id, u.typ, u.acc, u.cor, u.cau, u.dat, now_ts, u.h
+                  from unnest(alloc, p_seg, ev_version, p_event_id, p_event_type, p_account_id, p_correlation,
+                              p_causation, p_data, ev_hash) as u(pos, seg, ver, id, typ, acc, cor, cau, dat, h)
+                 where u.ver is not null;
+            end if;
+            done := true;
+        exception when unique_violation then
+            if not fast then
+                raise;  -- the caller retries this request on its own
+            end if;
+            fast := false;  -- a stale hint: the insert is undone; check properly
+        end;
     end loop;
 
     if any_new then
-        insert into touchline.events (position, stream_id, version, event_id, event_type, account_id,
-                                      correlation_id, causation_id, data, recorded_at, hash)
-        overriding system value
-        select u.pos, p_stream[u.seg], u.ver, u.id, u.typ, u.acc, u.cor, u.cau, u.dat, now_ts, u.h
-          from unnest(alloc, p_seg, ev_version, p_event_id, p_event_type, p_account_id, p_correlation,
-                      p_causation, p_data, ev_hash) as u(pos, seg, ver, id, typ, acc, cor, cau, dat, h)
-         where u.ver is not null;
-
         perform pg_notify('touchline_events', '');
     end if;
 
@@ -255,10 +284,11 @@ begin
         req := p_req[s2]; stream_id := p_stream[s2]; actual_version := seg_actual[s2];
         outcome := seg_outcome[s2];
         first_version := null; last_version := null; first_position := null; last_position := null;
+        last_hash := null;
         f := seg_first[s2]; l := seg_last[s2];
         if outcome = 'ok' then
             first_version := ev_version[f]; last_version := ev_version[l];
-            first_position := alloc[f]; last_position := alloc[l];
+            first_position := alloc[f]; last_position := alloc[l]; last_hash := ev_hash[l];
         elsif outcome = 'duplicate' then
             -- a replay: report where the events already are (possibly written earlier in this group)
             select min(ev.version), max(ev.version), min(ev.position), max(ev.position)
