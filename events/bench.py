@@ -65,14 +65,16 @@ async def run_log_bench(
         # 2. Baseline: raw asyncpg executemany of equivalent rows into a table of the same shape.
         result["baseline_executemany_rows_per_s"] = await _executemany_baseline(database_url, total, account)
 
-        # 3. Read the whole log and decode every event.
-        started = time.perf_counter()
-        read = 0
-        async for batch in store.read_all(0, batch_size=5000):
-            for env in batch:
-                env.event  # noqa: B018 - decoding is what is measured
-            read += len(batch)
-        result["read_events_per_s"] = read / (time.perf_counter() - started)
+        # 3. Read the whole log and decode every event, twice: the first reader of fresh rows also
+        #    sets PostgreSQL's hint bits (a commit-status lookup per row), later readers do not.
+        for key in ("read_first_pass_events_per_s", "read_events_per_s"):
+            started = time.perf_counter()
+            read = 0
+            async for batch in store.read_all(0, batch_size=5000):
+                for env in batch:
+                    env.event  # noqa: B018 - decoding is what is measured
+                read += len(batch)
+            result[key] = read / (time.perf_counter() - started)
 
         # 4. Relay the whole log to an empty JetStream stream.
         nc = await connect(nats_url, name="touchline-bench")
@@ -103,7 +105,8 @@ async def _executemany_baseline(database_url: str, total: int, account: uuid.UUI
     try:
         await conn.execute(
             "create schema if not exists bench; drop table if exists bench.rows; "
-            "create table bench.rows (position bigint generated always as identity primary key, stream_id text not null, "
+            "create table bench.rows (position bigint generated always as identity primary key, "
+            "stream_id text not null, "
             "version bigint not null, event_id uuid not null unique, event_type text not null, account_id uuid, "
             "correlation_id uuid not null, data jsonb not null, recorded_at timestamptz not null, "
             "unique (stream_id, version))"

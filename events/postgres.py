@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Final
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Final, NamedTuple, Protocol, TypeVar
 from uuid import UUID
 
 import anyio
@@ -38,6 +38,34 @@ _COLUMNS: Final = (
     "position, stream_id, version, event_id, event_type, account_id, correlation_id, causation_id, recorded_at, data"
 )
 _SAFE: Final = "tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+# The envelope as JSON, built by PostgreSQL on its own core while the relay publishes.
+_WIRE_SQL: Final = f"""
+select position, event_id::text, coalesce(account_id::text, '_'), split_part(stream_id, '-', 1), event_type,
+       convert_to(json_build_object(
+           'event_id', event_id, 'stream_id', stream_id, 'version', version, 'position', position,
+           'type', event_type, 'account_id', account_id, 'correlation_id', correlation_id,
+           'causation_id', causation_id, 'recorded_at', recorded_at, 'data', data)::text, 'UTF8')
+  from touchline.events where position > $1 and {_SAFE} order by position limit $2
+"""
+
+
+class WireEvent(NamedTuple):
+    """One event ready to publish: where it goes, and its JSON envelope."""
+
+    position: int
+    event_id: str
+    account: str
+    category: str
+    type: str
+    payload: bytes
+
+
+class _HasPosition(Protocol):
+    @property
+    def position(self) -> int: ...
+
+
+_Positioned = TypeVar("_Positioned", bound=_HasPosition)
 _APPEND_SQL: Final = (
     "select req, stream_id, outcome, actual_version, first_version, last_version, first_position, last_position, "
     "last_hash from touchline.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -357,26 +385,47 @@ class PostgresEventStore(EventStore):
     async def tail(
         self, from_position: int = 0, *, batch_size: int = 1000, filter: EventFilter | None = None
     ) -> AsyncIterator[list[Envelope]]:
+        async for batch in self._follow(from_position, batch_size, self.read_batch):
+            wanted = batch if filter is None else [e for e in batch if filter.matches(e)]
+            if wanted:
+                yield wanted
+
+    def tail_wire(self, from_position: int = 0, *, batch_size: int = 1000) -> AsyncIterator[list[WireEvent]]:
+        """Tail the log as ready-to-publish envelopes, serialised by PostgreSQL (for the relay)."""
+        return self._follow(from_position, batch_size, self.read_wire_batch)
+
+    async def read_wire_batch(self, after: int, limit: int) -> list[WireEvent]:
+        rows = await self.pool.fetch(_WIRE_SQL, after, limit)
+        return [WireEvent(*row) for row in rows]
+
+    async def _follow(
+        self, position: int, batch_size: int, fetch: Callable[[int, int], Awaitable[list[_Positioned]]]
+    ) -> AsyncIterator[list[_Positioned]]:
+        """Read batches after `position` for ever, waking on LISTEN/NOTIFY when caught up."""
         wake = asyncio.Event()
 
         def on_notify(*_: object) -> None:
             wake.set()
 
-        position = from_position
         held_back_delay = 0.005
         listener = await asyncpg.connect(self.dsn)
+        pending: asyncio.Task[list[_Positioned]] | None = None
         try:
             await listener.add_listener(NOTIFY_CHANNEL, on_notify)
             while True:
                 wake.clear()
-                batch = await self.read_batch(position, batch_size)
+                if pending is not None:
+                    batch, pending = await pending, None
+                else:
+                    batch = await fetch(position, batch_size)
                 if batch:
                     position = batch[-1].position
                     held_back_delay = 0.005
-                    wanted = batch if filter is None else [e for e in batch if filter.matches(e)]
-                    if wanted:
-                        yield wanted
                     if len(batch) == batch_size:
+                        # More is waiting: fetch it while the caller works on this batch.
+                        pending = asyncio.ensure_future(fetch(position, batch_size))
+                    yield batch
+                    if pending is not None:
                         continue
                 if await self._held_back(position):
                     # A slower transaction below us has not finished: our events are committed but
@@ -389,6 +438,10 @@ class PostgresEventStore(EventStore):
                     await wake.wait()
         finally:
             with anyio.CancelScope(shield=True):
+                if pending is not None:
+                    pending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await pending
                 await listener.close()
 
     async def _held_back(self, position: int) -> bool:

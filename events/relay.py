@@ -20,10 +20,9 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
 
-from events.bus import HEADER_POSITION, HEADER_STREAM, HEADER_TYPE, ensure_stream, event_subject
-from events.envelope import Envelope, envelope_encoder
+from events.bus import HEADER_POSITION, ensure_stream
 from events.errors import BusError
-from events.postgres import PostgresEventStore
+from events.postgres import PostgresEventStore, WireEvent
 from events.settings import Settings
 
 log = structlog.get_logger("touchline.relay")
@@ -72,7 +71,7 @@ class OutboxRelay:
         settings: Settings,
         *,
         name: str = "relay",
-        batch_size: int = 500,
+        batch_size: int = 1000,
         window: int = 4,
         seal_every: int = 10_000,
         seal_interval_s: float = 30.0,
@@ -167,22 +166,16 @@ class OutboxRelay:
             tg.start_soon(self._acknowledge, receive)
             tg.start_soon(self._seal_periodically)
             async with send:
-                async for batch in self.store.tail(position, batch_size=self.batch_size):
-                    futures = [await self._publish(env) for env in batch]
+                async for batch in self.store.tail_wire(position, batch_size=self.batch_size):
+                    futures = [await self._publish(event) for event in batch]
                     await send.send((batch[-1].position, len(batch), futures))
 
-    async def _publish(self, env: Envelope) -> asyncio.Future[PubAck]:
-        headers = {
-            "Nats-Msg-Id": str(env.event_id),
-            HEADER_POSITION: str(env.position),
-            HEADER_TYPE: env.type,
-            HEADER_STREAM: env.stream_id,
-        }
+    async def _publish(self, event: WireEvent) -> asyncio.Future[PubAck]:
         return await self.js.publish_async(
-            event_subject(self.settings.subject_prefix, env),
-            envelope_encoder.encode(env),
-            headers=headers,
-            stream=self.settings.stream_name,
+            f"{self.settings.subject_prefix}.events.{event.account}.{event.category}.{event.type}",
+            event.payload,
+            # No expected-stream header: the relay made the stream own these subjects itself.
+            headers={"Nats-Msg-Id": event.event_id, HEADER_POSITION: str(event.position)},
         )
 
     async def _acknowledge(self, receive: MemoryObjectReceiveStream[_InFlight]) -> None:
