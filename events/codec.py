@@ -38,6 +38,15 @@ def decode_event(type_name: str, data: bytes | msgspec.Raw | str, *, where: str 
     return event
 
 
+def try_decode_event(type_name: str, data: bytes | msgspec.Raw | str) -> Event | None:
+    """Decode, or None when anything is wrong (then `decode_event` says what): the hot path."""
+    try:
+        event: Event = _decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return event if _TAGS.get(type(event)) == type_name else None
+
+
 def validate_event_data(type_name: str, data: bytes | str) -> Event:
     """Check external JSON (from a command or SQL) against an event type; the tag may be absent."""
     cls = EVENT_TYPES.get(type_name)
@@ -58,3 +67,4 @@ def validate_event_data(type_name: str, data: bytes | str) -> Event:
 
 
 _KNOWN_CLASSES: Final = frozenset(ALL_EVENTS)
+_TAGS: Final[dict[type[Event], str]] = {cls: event_type(cls) for cls in ALL_EVENTS}

@@ -8,7 +8,7 @@ from uuid import UUID
 import msgspec
 
 from events.catalog import Event
-from events.codec import decode_event
+from events.codec import decode_event, try_decode_event
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -28,7 +28,10 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     @property
     def event(self) -> Event:
         """The typed event; raises UnknownEventType / EventDataInvalid naming this position."""
-        return decode_event(self.type, self.data, where=f"position {self.position}, stream {self.stream_id!r}")
+        event = try_decode_event(self.type, self.data)
+        if event is None:  # the slow path only to say precisely what is wrong
+            return decode_event(self.type, self.data, where=f"position {self.position}, stream {self.stream_id!r}")
+        return event
 
     @property
     def category(self) -> str:

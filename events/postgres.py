@@ -131,17 +131,14 @@ def _expected_code(expected: object) -> int:
 
 
 class _Request:
-    __slots__ = ("causation_id", "correlation_id", "future", "segments")
+    __slots__ = ("causation_id", "correlation_id", "future", "segments", "size")
 
     def __init__(self, segments: list[PreparedSegment], correlation_id: UUID, causation_id: UUID | None) -> None:
         self.segments = segments
         self.correlation_id = correlation_id
         self.causation_id = causation_id
+        self.size = sum(len(s.events) for s in segments)
         self.future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
-
-    @property
-    def size(self) -> int:
-        return sum(len(s.events) for s in self.segments)
 
 
 class PostgresEventStore(EventStore):
@@ -154,6 +151,7 @@ class PostgresEventStore(EventStore):
         self._max_batch = max_batch_events
         self._min_share = 32
         self._queue: deque[_Request] = deque()
+        self._queued_size = 0  # events waiting in _queue
         self._work = asyncio.Event()
         self._closed = False
         self._in_flight = 0
@@ -177,6 +175,7 @@ class PostgresEventStore(EventStore):
         segments = prepare(appends)
         request = _Request(segments, correlation_id or new_correlation(segments), causation_id)
         self._queue.append(request)
+        self._queued_size += request.size
         self._work.set()
         return await request.future
 
@@ -197,8 +196,6 @@ class PostgresEventStore(EventStore):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _queued_events(self) -> int:
-        return sum(r.size for r in self._queue)
 
     async def _writer(self) -> None:
         while True:
@@ -206,9 +203,10 @@ class PostgresEventStore(EventStore):
             batch: list[_Request] = []
             size = 0
             # Spread a burst over the writers so that commits overlap instead of queueing.
-            limit = min(self._max_batch, max(self._min_share, -(-self._queued_events() // self._writers)))
+            limit = min(self._max_batch, max(self._min_share, -(-self._queued_size // self._writers)))
             while self._queue and (not batch or size + self._queue[0].size <= limit):
                 req = self._queue.popleft()
+                self._queued_size -= req.size
                 if req.future.cancelled():
                     continue
                 batch.append(req)
@@ -274,14 +272,14 @@ class PostgresEventStore(EventStore):
                 p_req.append(r)
                 p_stream.append(seg.stream_id)
                 p_expected.append(_expected_code(seg.expected))
+                p_account.append(seg.account_id)
+                p_corr.append(req.correlation_id)
+                p_cause.append(req.causation_id)
                 s = len(p_stream)
                 for ev in seg.events:
                     p_seg.append(s)
                     p_event_id.append(ev.event_id)
                     p_type.append(ev.event_type)
-                    p_account.append(seg.account_id)
-                    p_corr.append(req.correlation_id)
-                    p_cause.append(req.causation_id)
                     p_data.append(ev.data)
         hint_version: list[int] | None = []
         hint_hash: list[bytes] | None = []

@@ -125,9 +125,9 @@ create function touchline.append_events(
     p_seg         int[],     -- per event: its segment (1-based, ascending)
     p_event_id    uuid[],
     p_event_type  text[],
-    p_account_id  uuid[],
-    p_correlation uuid[],
-    p_causation   uuid[],
+    p_account_id  uuid[],    -- per segment
+    p_correlation uuid[],    -- per segment
+    p_causation   uuid[],    -- per segment
     p_data        jsonb[],
     p_hint_version bigint[] default null,  -- per segment: the stream's version as the caller knows it
     p_hint_hash   bytea[] default null     -- per segment: the hash of that version's event
@@ -172,11 +172,10 @@ begin
 
     select array_agg(x.f order by x.s), array_agg(x.l order by x.s) into seg_first, seg_last
       from (select p_seg[i] as s, min(i) as f, max(i) as l from generate_subscripts(p_seg, 1) i group by 1) x;
-    select array_agg(touchline.event_digest(u.id, p_stream[u.seg], u.typ, u.acc, u.cor, u.cau, u.dat, now_us)
-                     order by u.ord)
+    select array_agg(touchline.event_digest(u.id, p_stream[u.seg], u.typ, p_account_id[u.seg], p_correlation[u.seg],
+                                            p_causation[u.seg], u.dat, now_us) order by u.ord)
       into dig
-      from unnest(p_event_id, p_seg, p_event_type, p_account_id, p_correlation, p_causation, p_data)
-           with ordinality as u(id, seg, typ, acc, cor, cau, dat, ord);
+      from unnest(p_event_id, p_seg, p_event_type, p_data) with ordinality as u(id, seg, typ, dat, ord);
     select count(distinct x) < n_ev into repeats from unnest(p_event_id) x;
     fast := not repeats and p_hint_version is not null and p_hint_hash is not null
         and array_position(p_hint_version, null) is null;
@@ -262,9 +261,10 @@ begin
                 insert into touchline.events (position, stream_id, version, event_id, event_type, account_id,
                                               correlation_id, causation_id, data, recorded_at, hash)
                 overriding system value
-                select u.pos, p_stream[u.seg], u.ver, u.id, u.typ, u.acc, u.cor, u.cau, u.dat, now_ts, u.h
-                  from unnest(alloc, p_seg, ev_version, p_event_id, p_event_type, p_account_id, p_correlation,
-                              p_causation, p_data, ev_hash) as u(pos, seg, ver, id, typ, acc, cor, cau, dat, h)
+                select u.pos, p_stream[u.seg], u.ver, u.id, u.typ, p_account_id[u.seg], p_correlation[u.seg],
+                       p_causation[u.seg], u.dat, now_ts, u.h
+                  from unnest(alloc, p_seg, ev_version, p_event_id, p_event_type, p_data, ev_hash)
+                       as u(pos, seg, ver, id, typ, dat, h)
                  where u.ver is not null;
             end if;
             done := true;
