@@ -14,7 +14,7 @@ from uuid import UUID
 import msgspec
 
 from events.catalog import Event, event_type
-from events.codec import encode_event
+from events.codec import decode_event, encode_event, try_decode_event
 from events.envelope import Envelope
 from events.errors import (
     AppendRejected,
@@ -147,7 +147,13 @@ def prepare(appends: Sequence[StreamAppend]) -> list[PreparedSegment]:
         account_id = ap.account_id
         for item in ap.events:
             new = item if isinstance(item, NewEvent) else NewEvent(event=item)
-            prepared.append(PreparedEvent(new.event_id, event_type(type(new.event)), encode_event(new.event)))
+            data = encode_event(new.event)
+            # Structs do not check types when built: check what would be stored, so that nothing
+            # enters the log that cannot be read back.
+            tag = event_type(type(new.event))
+            if try_decode_event(tag, data) is None:
+                decode_event(tag, data, where=f"append to {ap.stream_id!r}")
+            prepared.append(PreparedEvent(new.event_id, tag, data))
             if account_id is None:
                 account_id = getattr(new.event, "account_id", None)
         segments.append(PreparedSegment(ap.stream_id, ap.expected_version, account_id, prepared))

@@ -13,6 +13,7 @@ from events.catalog import CampaignCreated, Event, LeadStatusChanged, LeadSuppre
 from events.errors import (
     AppendRejected,
     ConcurrencyError,
+    EventDataInvalid,
     IdempotencyConflict,
     InvalidStreamId,
     LogError,
@@ -217,6 +218,13 @@ class StoreContract:
         with pytest.raises(UnknownEventType, match="NotInCatalog"):
             await store.append("lead-1", [NotInCatalog(x=1)])
         assert await store.head_position() == 0
+
+    async def test_event_data_that_would_not_read_back_is_refused(self, store: EventStore) -> None:
+        lead_id, stream = lead()
+        bad = LeadStatusChanged(lead_id=lead_id, account_id=ACCOUNT, status=42)  # type: ignore[arg-type]
+        with pytest.raises(EventDataInvalid, match=r"LeadStatusChanged.*\$\.status"):
+            await store.append(stream, [status(lead_id), bad])
+        assert await store.stream_version(stream) == 0
 
     async def test_the_same_stream_twice_in_one_append_is_refused(self, store: EventStore) -> None:
         lead_id, stream = lead()
