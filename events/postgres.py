@@ -41,7 +41,7 @@ _SAFE: Final = "tx_id < pg_snapshot_xmin(pg_current_snapshot())"
 # The envelope as JSON, built by PostgreSQL on its own core while the relay publishes.
 _WIRE_SQL: Final = f"""
 select position, event_id::text, coalesce(account_id::text, '_'), split_part(stream_id, '-', 1), event_type,
-       convert_to(json_build_object(
+       stream_id, convert_to(json_build_object(
            'event_id', event_id, 'stream_id', stream_id, 'version', version, 'position', position,
            'type', event_type, 'account_id', account_id, 'correlation_id', correlation_id,
            'causation_id', causation_id, 'recorded_at', recorded_at, 'data', data)::text, 'UTF8')
@@ -57,6 +57,7 @@ class WireEvent(NamedTuple):
     account: str
     category: str
     type: str
+    stream_id: str
     payload: bytes
 
 
@@ -401,17 +402,39 @@ class PostgresEventStore(EventStore):
     ) -> AsyncIterator[list[_Positioned]]:
         """Read batches after `position` for ever, waking on LISTEN/NOTIFY when caught up."""
         wake = asyncio.Event()
+        lost = False
 
         def on_notify(*_: object) -> None:
             wake.set()
 
+        def on_lost(_: object) -> None:
+            # A failover, an idle timeout, an operator: without its LISTEN connection the tail
+            # would never wake again. Wake now, reconnect, and read what was missed meanwhile.
+            nonlocal lost
+            lost = True
+            wake.set()
+
+        async def listen() -> asyncpg.Connection:
+            delay = 0.05
+            while True:
+                try:
+                    conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
+                    await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+                    conn.add_termination_listener(on_lost)
+                    return conn
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+
         held_back_delay = 0.005
-        listener = await asyncpg.connect(self.dsn)
+        listener = await listen()
         pending: asyncio.Task[list[_Positioned]] | None = None
         try:
-            await listener.add_listener(NOTIFY_CHANNEL, on_notify)
             while True:
                 wake.clear()
+                if lost or listener.is_closed():
+                    listener.terminate()
+                    listener, lost = await listen(), False
                 if pending is not None:
                     batch, pending = await pending, None
                 else:

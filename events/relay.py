@@ -20,7 +20,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import NotFoundError
 
-from events.bus import HEADER_POSITION, ensure_stream
+from events.bus import HEADER_POSITION, HEADER_STREAM, HEADER_TYPE, ensure_stream
 from events.errors import BusError
 from events.postgres import PostgresEventStore, WireEvent
 from events.settings import Settings
@@ -30,6 +30,32 @@ log = structlog.get_logger("touchline.relay")
 _LEADER_LOCK: Final = 7245318290419
 # (last position, event count, acknowledgement futures) of one published batch
 _InFlight = tuple[int, int, list["asyncio.Future[PubAck]"]]
+
+
+_RETRYABLE: Final = (
+    # BrokenResourceError: the publishing half of the pipeline, when the acknowledging half failed.
+    anyio.BrokenResourceError,
+    BusError,
+    nats.errors.Error,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+_ACK_TIMEOUT_S: Final = 5.0
+
+
+def _retryable(exc: Exception) -> Exception | None:
+    """The transient failure to retry after, also when a task group wrapped it; None when fatal."""
+    if isinstance(exc, ExceptionGroup):
+        matched, rest = exc.split(_RETRYABLE)
+        if rest is not None or matched is None:
+            return None
+        leaf: Exception = matched
+        while isinstance(leaf, ExceptionGroup):
+            leaf = leaf.exceptions[0]
+        return leaf
+    return exc if isinstance(exc, _RETRYABLE) else None
 
 
 class RelayStats(msgspec.Struct, kw_only=True):
@@ -87,6 +113,7 @@ class OutboxRelay:
         self.seal_interval_s = seal_interval_s
         self.stats = RelayStats()
         self._progress = anyio.Event()
+        self._last_msg_id: str | None = None
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Relay forever; transient NATS or PostgreSQL failures are retried with backoff."""
@@ -99,14 +126,10 @@ class OutboxRelay:
                         task_status.started()
                         started = True
                     await self._relay()
-            except (
-                BusError,
-                nats.errors.Error,
-                OSError,
-                TimeoutError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-            ) as exc:
+            except Exception as caught:
+                exc = _retryable(caught)
+                if exc is None:
+                    raise
                 attempt += 1
                 self.stats.retries += 1
                 delay = min(10.0, 0.2 * 2 ** min(attempt, 6)) * (0.5 + random.random())
@@ -138,7 +161,13 @@ class OutboxRelay:
                 await anyio.sleep(1.0)
             self.stats.leader = True
             log.info("relay_leader", name=self.name)
-            yield
+            # The lock lives as long as this connection: if it goes, so does the leadership, and
+            # another relay may already lead. Stop at once, and stand by again.
+            with anyio.CancelScope() as leading:
+                conn.add_termination_listener(lambda _conn: leading.cancel())
+                yield
+            if leading.cancelled_caught:
+                raise asyncpg.ConnectionDoesNotExistError("lost the connection holding the relay's leader lock")
         finally:
             self.stats.leader = False
             with anyio.CancelScope(shield=True):
@@ -146,6 +175,7 @@ class OutboxRelay:
 
     async def _resume_position(self) -> int:
         checkpoint = await load_checkpoint(self.store.pool, self.name)
+        self._last_msg_id = None
         try:
             info = await self.js.stream_info(self.settings.stream_name)
         except NotFoundError:
@@ -153,13 +183,17 @@ class OutboxRelay:
         if info.state.messages == 0:
             return checkpoint
         last = await self.js.get_msg(self.settings.stream_name, seq=info.state.last_seq)
-        in_stream = int((last.headers or {}).get(HEADER_POSITION, 0))
+        headers = last.headers or {}
+        self._last_msg_id = headers.get("Nats-Msg-Id")
+        in_stream = int(headers.get(HEADER_POSITION, 0))
         return max(checkpoint, in_stream)
 
     async def _relay(self) -> None:
         await ensure_stream(self.js, self.settings)
         position = await self._resume_position()
         self.stats.position = position
+        self._progress.set()  # waiters for what the stream already has are caught up now
+        self._progress = anyio.Event()
         log.info("relay_resumed", name=self.name, position=position)
         send, receive = anyio.create_memory_object_stream[_InFlight](self.window)
         async with anyio.create_task_group() as tg:
@@ -171,18 +205,29 @@ class OutboxRelay:
                     await send.send((batch[-1].position, len(batch), futures))
 
     async def _publish(self, event: WireEvent) -> asyncio.Future[PubAck]:
+        headers = {
+            "Nats-Msg-Id": event.event_id,
+            HEADER_POSITION: str(event.position),
+            HEADER_TYPE: event.type,
+            HEADER_STREAM: event.stream_id,
+        }
+        # Each message names the one before it: if a publish is lost on a broken connection, the
+        # server refuses everything after it instead of storing a gap, and the relay starts over.
+        # (No expected-stream header: the relay made the stream own these subjects itself.)
+        if self._last_msg_id is not None:
+            headers["Nats-Expected-Last-Msg-Id"] = self._last_msg_id
+        self._last_msg_id = event.event_id
         return await self.js.publish_async(
             f"{self.settings.subject_prefix}.events.{event.account}.{event.category}.{event.type}",
             event.payload,
-            # No expected-stream header: the relay made the stream own these subjects itself.
-            headers={"Nats-Msg-Id": event.event_id, HEADER_POSITION: str(event.position)},
+            headers=headers,
         )
 
     async def _acknowledge(self, receive: MemoryObjectReceiveStream[_InFlight]) -> None:
         last_sealed = self.stats.position
         async with receive:
             async for position, count, futures in receive:
-                with anyio.fail_after(30):
+                with anyio.fail_after(_ACK_TIMEOUT_S):
                     acks = [await f for f in futures]
                 self.stats.duplicates += sum(1 for a in acks if a.duplicate)
                 self.stats.published += count
