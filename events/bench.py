@@ -12,7 +12,7 @@ import asyncpg
 import msgspec
 from nats.aio.client import Client as NATS
 
-from events.bus import connect, stream_config
+from events.bus import HEADER_POSITION, HEADER_STREAM, HEADER_TYPE, connect, stream_config
 from events.catalog import TouchRunScheduled
 from events.codec import encode_event
 from events.postgres import init_connection, open_postgres_store
@@ -92,7 +92,7 @@ async def run_log_bench(
             result["relay_events_per_s"] = relay.stats.published / (time.perf_counter() - started)
             payload_size = len(msgspec.json.encode((await store.read_stream("touch-bench0", limit=1))[0]))
 
-            # 5. Baseline: raw nats-py async publishing of as many messages of the same size.
+            # 5. Baseline: raw nats-py async publishing of as many of the same messages.
             result["baseline_publish_per_s"] = await _publish_baseline(nc, settings, total, payload_size)
         finally:
             js = nc.jetstream()
@@ -139,10 +139,22 @@ async def _publish_baseline(nc: NATS, settings: Settings, total: int, payload_si
     config = stream_config(msgspec.structs.replace(settings, stream_name=settings.stream_name + "_BASELINE"))
     config.subjects = [f"{settings.subject_prefix}baseline.events"]  # same limits, its own subject
     await js.add_stream(config)
+    # The same messages the relay sends: same payload size and the same five headers, so the
+    # ratio measures the relay's own work (reading the log, ordering, checkpoints), not its format.
     payload = b"x" * payload_size
+    ids = [str(uuid.uuid4()) for _ in range(total + 1)]
     started = time.perf_counter()
-    for _ in range(total):
-        await js.publish_async(config.subjects[0], payload, headers={"Nats-Msg-Id": str(uuid.uuid4())})
+    for i in range(total):
+        headers = {
+            "Nats-Msg-Id": ids[i + 1],
+            HEADER_POSITION: str(i + 1),
+            HEADER_TYPE: "TouchRunScheduled",
+            HEADER_STREAM: "touch-bench0",
+            "Nats-Expected-Last-Msg-Id": ids[i],
+        }
+        if i == 0:
+            del headers["Nats-Expected-Last-Msg-Id"]
+        await js.publish_async(config.subjects[0], payload, headers=headers)
     await js.publish_async_completed()
     rate = total / (time.perf_counter() - started)
     assert config.name is not None

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Final, NamedTuple, Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence, Sized
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
 import anyio
@@ -38,35 +38,42 @@ _COLUMNS: Final = (
     "position, stream_id, version, event_id, event_type, account_id, correlation_id, causation_id, recorded_at, data"
 )
 _SAFE: Final = "tx_id < pg_snapshot_xmin(pg_current_snapshot())"
-# The envelope as JSON, built by PostgreSQL on its own core while the relay publishes.
+# A batch of envelopes as JSON, built by PostgreSQL on its own core while the relay publishes,
+# column by column: asyncpg decodes arrays in C, with no row objects to build.
 _WIRE_SQL: Final = f"""
-select position, event_id::text, coalesce(account_id::text, '_'), split_part(stream_id, '-', 1), event_type,
-       stream_id, convert_to(json_build_object(
+select array_agg(position order by position),
+       array_agg(event_id::text order by position),
+       array_agg(coalesce(account_id::text, '_') || '.' || split_part(stream_id, '-', 1) || '.' || event_type
+                 order by position),
+       array_agg(event_type order by position),
+       array_agg(stream_id order by position),
+       array_agg(convert_to(json_build_object(
            'event_id', event_id, 'stream_id', stream_id, 'version', version, 'position', position,
            'type', event_type, 'account_id', account_id, 'correlation_id', correlation_id,
-           'causation_id', causation_id, 'recorded_at', recorded_at, 'data', data)::text, 'UTF8')
-  from touchline.events where position > $1 and {_SAFE} order by position limit $2
+           'causation_id', causation_id, 'recorded_at', recorded_at, 'data', data)::text, 'UTF8') order by position)
+  from (select * from touchline.events where position > $1 and {_SAFE} order by position limit $2) e
 """
 
 
-class WireEvent(NamedTuple):
-    """One event ready to publish: where it goes, and its JSON envelope."""
+class WireBatch(msgspec.Struct, frozen=True, gc=False):
+    """Events ready to publish, column by column: where each goes, and its JSON envelope."""
 
-    position: int
-    event_id: str
-    account: str
-    category: str
-    type: str
-    stream_id: str
-    payload: bytes
+    positions: list[int]
+    event_ids: list[str]
+    subjects: list[str]  # {account}.{category}.{type}, after the `{prefix}.events.` part
+    types: list[str]
+    stream_ids: list[str]
+    payloads: list[bytes]
 
-
-class _HasPosition(Protocol):
     @property
-    def position(self) -> int: ...
+    def last_position(self) -> int:
+        return self.positions[-1]
+
+    def __len__(self) -> int:
+        return len(self.positions)
 
 
-_Positioned = TypeVar("_Positioned", bound=_HasPosition)
+_Batch = TypeVar("_Batch", bound=Sized)
 _APPEND_SQL: Final = (
     "select req, stream_id, outcome, actual_version, first_version, last_version, first_position, last_position, "
     "last_hash from touchline.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -196,7 +203,6 @@ class PostgresEventStore(EventStore):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
 
     async def _writer(self) -> None:
         while True:
@@ -384,22 +390,29 @@ class PostgresEventStore(EventStore):
     async def tail(
         self, from_position: int = 0, *, batch_size: int = 1000, filter: EventFilter | None = None
     ) -> AsyncIterator[list[Envelope]]:
-        async for batch in self._follow(from_position, batch_size, self.read_batch):
+        async for batch in self._follow(from_position, batch_size, self.read_batch, lambda b: b[-1].position):
             wanted = batch if filter is None else [e for e in batch if filter.matches(e)]
             if wanted:
                 yield wanted
 
-    def tail_wire(self, from_position: int = 0, *, batch_size: int = 1000) -> AsyncIterator[list[WireEvent]]:
+    def tail_wire(self, from_position: int = 0, *, batch_size: int = 1000) -> AsyncIterator[WireBatch]:
         """Tail the log as ready-to-publish envelopes, serialised by PostgreSQL (for the relay)."""
-        return self._follow(from_position, batch_size, self.read_wire_batch)
+        return self._follow(from_position, batch_size, self.read_wire_batch, lambda b: b.last_position)
 
-    async def read_wire_batch(self, after: int, limit: int) -> list[WireEvent]:
-        rows = await self.pool.fetch(_WIRE_SQL, after, limit)
-        return [WireEvent(*row) for row in rows]
+    async def read_wire_batch(self, after: int, limit: int) -> WireBatch:
+        row = await self.pool.fetchrow(_WIRE_SQL, after, limit)
+        assert row is not None
+        if row[0] is None:
+            return WireBatch([], [], [], [], [], [])
+        return WireBatch(*row)
 
     async def _follow(
-        self, position: int, batch_size: int, fetch: Callable[[int, int], Awaitable[list[_Positioned]]]
-    ) -> AsyncIterator[list[_Positioned]]:
+        self,
+        position: int,
+        batch_size: int,
+        fetch: Callable[[int, int], Awaitable[_Batch]],
+        last_position: Callable[[_Batch], int],
+    ) -> AsyncIterator[_Batch]:
         """Read batches after `position` for ever, waking on LISTEN/NOTIFY when caught up."""
         wake = asyncio.Event()
         lost = False
@@ -428,7 +441,7 @@ class PostgresEventStore(EventStore):
 
         held_back_delay = 0.005
         listener = await listen()
-        pending: asyncio.Task[list[_Positioned]] | None = None
+        pending: asyncio.Task[_Batch] | None = None
         try:
             while True:
                 wake.clear()
@@ -439,8 +452,8 @@ class PostgresEventStore(EventStore):
                     batch, pending = await pending, None
                 else:
                     batch = await fetch(position, batch_size)
-                if batch:
-                    position = batch[-1].position
+                if len(batch):
+                    position = last_position(batch)
                     held_back_delay = 0.005
                     if len(batch) == batch_size:
                         # More is waiting: fetch it while the caller works on this batch.

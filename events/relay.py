@@ -22,7 +22,7 @@ from nats.js.errors import NotFoundError
 
 from events.bus import HEADER_POSITION, HEADER_STREAM, HEADER_TYPE, ensure_stream
 from events.errors import BusError
-from events.postgres import PostgresEventStore, WireEvent
+from events.postgres import PostgresEventStore, WireBatch
 from events.settings import Settings
 
 log = structlog.get_logger("touchline.relay")
@@ -201,27 +201,29 @@ class OutboxRelay:
             tg.start_soon(self._seal_periodically)
             async with send:
                 async for batch in self.store.tail_wire(position, batch_size=self.batch_size):
-                    futures = [await self._publish(event) for event in batch]
-                    await send.send((batch[-1].position, len(batch), futures))
+                    futures = await self._publish_batch(batch)
+                    await send.send((batch.last_position, len(batch), futures))
 
-    async def _publish(self, event: WireEvent) -> asyncio.Future[PubAck]:
-        headers = {
-            "Nats-Msg-Id": event.event_id,
-            HEADER_POSITION: str(event.position),
-            HEADER_TYPE: event.type,
-            HEADER_STREAM: event.stream_id,
-        }
-        # Each message names the one before it: if a publish is lost on a broken connection, the
-        # server refuses everything after it instead of storing a gap, and the relay starts over.
-        # (No expected-stream header: the relay made the stream own these subjects itself.)
-        if self._last_msg_id is not None:
-            headers["Nats-Expected-Last-Msg-Id"] = self._last_msg_id
-        self._last_msg_id = event.event_id
-        return await self.js.publish_async(
-            f"{self.settings.subject_prefix}.events.{event.account}.{event.category}.{event.type}",
-            event.payload,
-            headers=headers,
-        )
+    async def _publish_batch(self, batch: WireBatch) -> list[asyncio.Future[PubAck]]:
+        prefix = f"{self.settings.subject_prefix}.events."
+        publish = self.js.publish_async
+        futures = []
+        columns = (batch.positions, batch.event_ids, batch.subjects, batch.types, batch.stream_ids, batch.payloads)
+        for position, event_id, subject, type_, stream_id, payload in zip(*columns, strict=True):
+            headers = {
+                "Nats-Msg-Id": event_id,
+                HEADER_POSITION: str(position),
+                HEADER_TYPE: type_,
+                HEADER_STREAM: stream_id,
+            }
+            # Each message names the one before it: if a publish is lost on a broken connection,
+            # the server refuses everything after it instead of storing a gap, and the relay
+            # starts over. (No expected-stream header: the relay made the stream own its subjects.)
+            if self._last_msg_id is not None:
+                headers["Nats-Expected-Last-Msg-Id"] = self._last_msg_id
+            self._last_msg_id = event_id
+            futures.append(await publish(prefix + subject, payload, headers=headers))
+        return futures
 
     async def _acknowledge(self, receive: MemoryObjectReceiveStream[_InFlight]) -> None:
         last_sealed = self.stats.position
