@@ -78,6 +78,7 @@ async def run_log_bench(
                     env.event  # noqa: B018 - decoding is what is measured
                 read += len(batch)
             result[key] = read / (time.perf_counter() - started)
+        result["read"] = read
 
         # 4. Relay the whole log to an empty JetStream stream.
         nc = await connect(nats_url, name="touchline-bench")
@@ -90,6 +91,7 @@ async def run_log_bench(
                 await relay.wait_caught_up(head)
                 tg.cancel_scope.cancel()
             result["relay_events_per_s"] = relay.stats.published / (time.perf_counter() - started)
+            result["relayed"] = relay.stats.published
             payload_size = len(msgspec.json.encode((await store.read_stream("touch-bench0", limit=1))[0]))
 
             # 5. Baseline: raw nats-py async publishing of as many of the same messages.
