@@ -7,7 +7,7 @@ import enum
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 from uuid import UUID
 
@@ -270,6 +270,4 @@ def new_correlation(segments: Sequence[PreparedSegment]) -> UUID:
 
 
 def utc_now() -> datetime:
-    from datetime import UTC
-
     return datetime.now(UTC)

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from events.bus import connect as connect_bus
 from events.envelope import Envelope, envelope_encoder
-from events.errors import TouchlineError
+from events.errors import DatabaseUnavailable, TouchlineError
 from events.migrate import migrate
 from events.postgres import open_postgres_store, redact_dsn
 from events.relay import OutboxRelay
@@ -72,23 +72,29 @@ def _run(main: Callable[[], Awaitable[T]]) -> T:
     except TouchlineError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
+        err.print(f"[bold red]error:[/] the database has no Touchline event log ({exc}): run `touchline migrate`")
+        raise typer.Exit(2) from None
 
 
 @contextlib.asynccontextmanager
 async def _database(settings: Settings) -> AsyncIterator[str]:
-    """The configured or embedded database, migrated."""
+    """The configured database as it is, or the embedded one, migrated (so a fresh data dir works).
+
+    Reading commands never change a configured database's schema: an auditor's role may not be
+    allowed to, and should not have to.
+    """
     async with open_infrastructure(settings, with_nats=False) as infra:
-        conn = await _connect(infra.database_url)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
+        if infra.embedded_postgres:
+            conn = await _connect(infra.database_url)
+            try:
+                await migrate(conn)
+            finally:
+                await conn.close()
         yield infra.database_url
 
 
 async def _connect(dsn: str) -> asyncpg.Connection:
-    from events.errors import DatabaseUnavailable
-
     try:
         return await asyncpg.connect(dsn)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
