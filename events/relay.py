@@ -97,7 +97,7 @@ class OutboxRelay:
         settings: Settings,
         *,
         name: str = "relay",
-        batch_size: int = 1000,
+        batch_size: int = 4000,
         window: int = 4,
         seal_every: int = 10_000,
         seal_interval_s: float = 30.0,
