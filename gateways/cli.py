@@ -421,7 +421,11 @@ def bench_log(
     ]
     for label, mine, base in pairs:
         table.add_row(label, f"{result[mine]:,.0f}", f"{result[base]:,.0f}", f"{result[mine] / result[base]:.2f}")
-    table.add_row("read all + decode (events/s)", f"{result['read_events_per_s']:,.0f}", "", "")
+    table.add_row("read all + decode (events/s), first pass", f"{result['read_first_pass_events_per_s']:,.0f}", "", "")
+    table.add_row("read all + decode (events/s), warm", f"{result['read_events_per_s']:,.0f}", "", "")
+    table.add_row(
+        "append latency p50 / p99 (ms)", f"{result['append_p50_ms']:.1f} / {result['append_p99_ms']:.1f}", "", ""
+    )
     out.print(table)
 
 
