@@ -40,6 +40,8 @@ HEADER_STREAM: Final = "Touchline-Stream"
 
 
 def event_subject(prefix: str, env: Envelope) -> str:
+    # The relay has PostgreSQL build the same subject (events/postgres.py, _WIRE_SQL); the relay
+    # tests hold the two to each other.
     account = str(env.account_id) if env.account_id else NO_ACCOUNT
     return f"{prefix}.events.{account}.{env.category}.{env.type}"
 

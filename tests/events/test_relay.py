@@ -21,7 +21,7 @@ from nats.aio.client import Client as NATS
 from nats.js.api import PubAck, RawStreamMsg
 from nats.js.errors import NotFoundError
 
-from events.bus import HEADER_POSITION, HEADER_STREAM, HEADER_TYPE, connect
+from events.bus import HEADER_POSITION, HEADER_STREAM, HEADER_TYPE, connect, event_subject
 from events.catalog import CampaignCreated, TouchRunScheduled, event_type
 from events.codec import encode_event
 from events.envelope import envelope_decoder
@@ -231,6 +231,7 @@ async def test_every_committed_event_is_published_in_log_order_with_its_identity
         assert headers[HEADER_TYPE] == env.type
         assert headers[HEADER_STREAM] == env.stream_id
         assert msg.subject == f"{prefix}.events.{env.account_id or '_'}.{env.category}.{env.type}"
+        assert msg.subject == event_subject(prefix, env)  # the Python definition consumers use
         published = envelope_decoder.decode(msg.data or b"")
         assert msgspec.structs.replace(published, data=env.data) == env
         assert published.event == env.event
