@@ -221,3 +221,42 @@ def test_reading_commands_leave_a_configured_database_as_it_is(server_dsn: str) 
     assert code == 0 and "│ 0 " in out
     code, out, _ = invoke(bare, "migrate")
     assert code == 0 and "0001_event_log.sql" in out
+
+
+def test_events_tail_follow_prints_events_as_they_commit(database_url: str, tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TOUCHLINE_")},
+        "TOUCHLINE_DATABASE_URL": database_url,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateways.cli", "events", "tail", "--follow", "--json", "--data-dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lead_id = uuid.uuid4()
+
+        async def append(status: str) -> None:
+            async with open_postgres_store(database_url) as store:
+                await store.append(
+                    f"lead-{lead_id}",
+                    [LeadStatusChanged(lead_id=lead_id, account_id=ACCOUNT, status=status)],  # type: ignore[arg-type]
+                )
+
+        assert proc.stdout is not None
+        anyio.run(append, "new")
+        first = envelope_decoder.decode(proc.stdout.readline())
+        anyio.run(append, "contacted")  # committed while the tail is waiting on LISTEN
+        second = envelope_decoder.decode(proc.stdout.readline())
+        assert (first.version, second.version) == (1, 2)
+        assert second.event == LeadStatusChanged(lead_id=lead_id, account_id=ACCOUNT, status="contacted")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
