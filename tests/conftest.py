@@ -82,21 +82,30 @@ def template_database(server_dsn: str) -> Iterator[str]:
     anyio.run(drop)
 
 
+async def _admin(server_dsn: str, statement: str) -> None:
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
 @pytest.fixture
 async def database_url(server_dsn: str, template_database: str) -> AsyncIterator[str]:
     """A fresh, migrated database for one test."""
     name = f"tl_test_{os.getpid()}_{next(_counter)}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'create database "{name}" template "{template_database}"')
-    finally:
-        await admin.close()
+    await _admin(server_dsn, f'create database "{name}" template "{template_database}"')
     yield with_database(server_dsn, name)
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-    finally:
-        await admin.close()
+    await _admin(server_dsn, f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+async def empty_database(server_dsn: str) -> AsyncIterator[str]:
+    """A fresh database without the event log (not migrated)."""
+    name = f"tl_empty_{os.getpid()}_{next(_counter)}"
+    await _admin(server_dsn, f'create database "{name}"')
+    yield with_database(server_dsn, name)
+    await _admin(server_dsn, f'drop database if exists "{name}" with (force)')
 
 
 @pytest.fixture

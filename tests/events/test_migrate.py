@@ -8,18 +8,6 @@ import pytest
 
 from events.errors import MigrationError
 from events.migrate import load_migrations, migrate
-from gateways.embedded import with_database
-
-
-@pytest.fixture
-async def empty_database(server_dsn: str) -> str:
-    name = "tl_migrate_" + str(abs(hash(object())))
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'create database "{name}"')
-    finally:
-        await admin.close()
-    return with_database(server_dsn, name)
 
 
 def test_migration_files_are_ordered_and_named() -> None:

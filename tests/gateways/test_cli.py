@@ -19,7 +19,6 @@ from events.catalog import LeadStatusChanged
 from events.envelope import envelope_decoder
 from events.postgres import open_postgres_store
 from gateways.cli import app
-from gateways.embedded import with_database
 
 ACCOUNT = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
 runner = CliRunner()
@@ -200,19 +199,9 @@ def test_up_on_the_embedded_default_starts_and_stops_cleanly(tmp_path: Path) -> 
     assert msgspec.json.decode((tmp_path / "data" / "nats" / "server.json").read_bytes())["users"] == []
 
 
-def test_reading_commands_leave_a_configured_database_as_it_is(server_dsn: str) -> None:
+def test_reading_commands_leave_a_configured_database_as_it_is(empty_database: str) -> None:
     """An auditor pointed at a database without the log gets told so; nothing is created."""
-
-    async def fresh() -> str:
-        name = f"tl_bare_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(server_dsn)
-        try:
-            await admin.execute(f'create database "{name}"')
-        finally:
-            await admin.close()
-        return with_database(server_dsn, name)
-
-    bare = anyio.run(fresh)
+    bare = empty_database
     code, _, err = invoke(bare, "audit", "verify")
     assert code == 2 and "has no Touchline event log" in err and "touchline migrate" in err
     code, out, _ = invoke(
