@@ -13,6 +13,7 @@ from uuid import UUID
 import anyio
 import asyncpg
 import msgspec
+import structlog
 
 from events.envelope import Envelope
 from events.errors import DatabaseUnavailable, LogError, StoreClosed
@@ -30,6 +31,8 @@ from events.store import (
     prepare,
     raise_for_segments,
 )
+
+log = structlog.get_logger("touchline.log")
 
 NOTIFY_CHANNEL: Final = "touchline_events"
 _RACE_RETRIES: Final = 8
@@ -224,6 +227,10 @@ class PostgresEventStore(EventStore):
                 self._in_flight += 1
                 try:
                     await self._commit_group(batch)
+                except Exception as exc:  # a bug must fail these appends, not hang them or the writer
+                    log.exception("append_group_failed", requests=len(batch))
+                    for req in batch:
+                        _fail(req, exc)
                 finally:
                     self._in_flight -= 1
                     self._batch_done.set()
