@@ -102,10 +102,6 @@ class MigrationError(LogError):
     """A migration failed or the applied history does not match the files."""
 
 
-class TamperDetected(LogError):
-    """The hash chain or a seal does not match what is stored."""
-
-
 # --- the bus -------------------------------------------------------------------------------
 
 

@@ -80,9 +80,7 @@ class InMemoryEventStore(EventStore):
             else:
                 outcomes.append(("ok", current))
         if any(o not in ("ok", "duplicate") for o, _ in outcomes):
-            raise_for_segments(
-                segments, [(o if o != "ok" and o != "duplicate" else "rejected", a) for o, a in outcomes]
-            )
+            raise_for_segments(segments, outcomes)
 
         now = utc_now()
         results = []

@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from events.bench import run_log_bench
 from events.bus import connect as connect_bus
 from events.envelope import Envelope, envelope_encoder
 from events.errors import DatabaseUnavailable, TouchlineError
@@ -29,7 +30,7 @@ from events.postgres import open_postgres_store, redact_dsn
 from events.relay import OutboxRelay
 from events.settings import Settings
 from events.store import EventFilter
-from gateways.embedded import open_infrastructure
+from gateways.embedded import open_infrastructure, with_database
 from gateways.logs import configure_logging
 
 log = structlog.get_logger("touchline")
@@ -86,12 +87,16 @@ async def _database(settings: Settings) -> AsyncIterator[str]:
     """
     async with open_infrastructure(settings, with_nats=False) as infra:
         if infra.embedded_postgres:
-            conn = await _connect(infra.database_url)
-            try:
-                await migrate(conn)
-            finally:
-                await conn.close()
+            await _migrate(infra.database_url)
         yield infra.database_url
+
+
+async def _migrate(dsn: str) -> list[str]:
+    conn = await _connect(dsn)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
 
 
 async def _connect(dsn: str) -> asyncpg.Connection:
@@ -132,11 +137,7 @@ def _parse_roles(value: str | None) -> set[str]:
 async def _up(settings: Settings, roles: set[str]) -> None:
     started = time.monotonic()
     async with open_infrastructure(settings) as infra:
-        conn = await _connect(infra.database_url)
-        try:
-            applied = await migrate(conn)
-        finally:
-            await conn.close()
+        applied = await _migrate(infra.database_url)
         log.info("component_started", component="migrations", applied=applied)
         nc = await connect_bus(infra.nats_url, name="touchline-up", reconnect_forever=True)
         try:
@@ -175,11 +176,7 @@ def migrate_command(data_dir: DataDir = None) -> None:
 
     async def main() -> None:
         async with open_infrastructure(settings, with_nats=False) as infra:
-            conn = await _connect(infra.database_url)
-            try:
-                applied = await migrate(conn)
-            finally:
-                await conn.close()
+            applied = await _migrate(infra.database_url)
         out.print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ": up to date"))
 
     _run(main)
@@ -381,8 +378,6 @@ def bench_log(
     settings = _settings(data_dir)
 
     async def main() -> dict[str, Any]:
-        from events.bench import run_log_bench
-
         async with open_infrastructure(settings) as infra:
             admin = await _connect(infra.database_url)
             name = f"touchline_bench_{int(time.time())}"
@@ -390,15 +385,9 @@ def bench_log(
                 await admin.execute(f'create database "{name}"')
             finally:
                 await admin.close()
-            from gateways.embedded import with_database
-
             dsn = with_database(infra.database_url, name)
             try:
-                conn = await _connect(dsn)
-                try:
-                    await migrate(conn)
-                finally:
-                    await conn.close()
+                await _migrate(dsn)
                 bench_settings = msgspec.structs.replace(
                     settings, subject_prefix=f"bench{int(time.time())}", stream_name=f"BENCH_{int(time.time())}"
                 )
