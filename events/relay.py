@@ -114,11 +114,11 @@ class OutboxRelay:
         self.stats = RelayStats()
         self._progress = anyio.Event()
         self._last_msg_id: str | None = None
+        self._attempt = 0  # consecutive failed attempts; back to 0 once the relay has resumed
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Relay forever; transient NATS or PostgreSQL failures are retried with backoff."""
         started = False
-        attempt = 0
         while True:
             try:
                 async with self._leadership():
@@ -130,18 +130,19 @@ class OutboxRelay:
                 exc = _retryable(caught)
                 if exc is None:
                     raise
-                attempt += 1
+                self._attempt += 1
                 self.stats.retries += 1
-                delay = min(10.0, 0.2 * 2 ** min(attempt, 6)) * (0.5 + random.random())
+                delay = min(10.0, 0.2 * 2 ** min(self._attempt, 6)) * (0.5 + random.random())
                 log.warning(
-                    "relay_retry", error=str(exc) or type(exc).__name__, attempt=attempt, retry_in_s=round(delay, 2)
+                    "relay_retry",
+                    error=str(exc) or type(exc).__name__,
+                    attempt=self._attempt,
+                    retry_in_s=round(delay, 2),
                 )
                 if not started:
                     task_status.started()
                     started = True
                 await anyio.sleep(delay)
-            else:  # pragma: no cover - _relay only returns by raising
-                attempt = 0
 
     async def wait_caught_up(self, position: int) -> None:
         """Tests and benchmarks: wait until everything up to `position` is acknowledged."""
@@ -194,6 +195,7 @@ class OutboxRelay:
         self.stats.position = position
         self._progress.set()  # waiters for what the stream already has are caught up now
         self._progress = anyio.Event()
+        self._attempt = 0  # recovered: the next failure starts its backoff from the beginning
         log.info("relay_resumed", name=self.name, position=position)
         send, receive = anyio.create_memory_object_stream[_InFlight](self.window)
         async with anyio.create_task_group() as tg:
