@@ -306,10 +306,14 @@ async def test_an_idle_tail_is_woken_by_notify_not_by_polling(
             tg.cancel_scope.cancel()
 
 
-async def test_a_tail_held_back_by_an_open_transaction_delivers_once_it_rolls_back(
-    pg_store: PostgresEventStore, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _reads, until = _watch(monkeypatch, pg_store)
+@contextlib.asynccontextmanager
+async def held_back(
+    pg_store: PostgresEventStore, database_url: str
+) -> AsyncGenerator[tuple[asyncpg.transaction.Transaction, int, int], None]:
+    """A slow transaction holds a lower position open while a later append has committed.
+
+    Yields (the slow transaction, its position, the committed append's position).
+    """
     slow_conn = await raw_connection(database_url)
     try:
         slow = slow_conn.transaction()
@@ -317,8 +321,17 @@ async def test_a_tail_held_back_by_an_open_transaction_delivers_once_it_rolls_ba
         slow_position = await raw_append(slow_conn, "lead-slow", status(uuid.uuid4()))
         lead_id, stream = lead()
         fast_position = (await pg_store.append(stream, [status(lead_id)])).first_position
-        assert slow_position < fast_position
+        yield slow, slow_position, fast_position
+    finally:
+        await slow_conn.close()
 
+
+async def test_a_tail_held_back_by_an_open_transaction_delivers_once_it_rolls_back(
+    pg_store: PostgresEventStore, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _reads, until = _watch(monkeypatch, pg_store)
+    async with held_back(pg_store, database_url) as (slow, slow_position, fast_position):
+        assert slow_position < fast_position
         send, receive = anyio.create_memory_object_stream[int](math.inf)
         with receive, anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
@@ -330,22 +343,13 @@ async def test_a_tail_held_back_by_an_open_transaction_delivers_once_it_rolls_ba
                 assert await receive.receive() == fast_position
                 tg.cancel_scope.cancel()
             assert drain(receive) == []
-    finally:
-        await slow_conn.close()
 
 
 async def test_a_tail_held_back_by_an_open_transaction_delivers_both_in_order_once_it_commits(
     pg_store: PostgresEventStore, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _reads, until = _watch(monkeypatch, pg_store)
-    slow_conn = await raw_connection(database_url)
-    try:
-        slow = slow_conn.transaction()
-        await slow.start()
-        slow_position = await raw_append(slow_conn, "lead-slow", status(uuid.uuid4()))
-        lead_id, stream = lead()
-        fast_position = (await pg_store.append(stream, [status(lead_id)])).first_position
-
+    async with held_back(pg_store, database_url) as (slow, slow_position, fast_position):
         send, receive = anyio.create_memory_object_stream[int](math.inf)
         with receive, anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
@@ -355,8 +359,6 @@ async def test_a_tail_held_back_by_an_open_transaction_delivers_both_in_order_on
                 await slow.commit()
                 assert await receive_until(receive, fast_position) == [slow_position, fast_position]
                 tg.cancel_scope.cancel()
-    finally:
-        await slow_conn.close()
 
 
 async def test_a_tail_whose_listen_connection_is_lost_still_delivers(
