@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence, Sized
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
@@ -58,6 +59,29 @@ select array_agg(position order by position),
 """
 
 
+# A batch of (position, recorded_at, type, data) column by column, for rebuilding read models:
+# only what a projection folds, decoded by asyncpg in C without row objects.
+_FACTS_SQL: Final = f"""
+select array_agg(position order by position), array_agg(recorded_at order by position),
+       array_agg(event_type order by position), array_agg(data::text order by position)
+  from (select position, recorded_at, event_type, data from touchline.events
+         where position > $1 and position <= $3 and event_type = any($4) and {_SAFE}
+         order by position limit $2) e
+"""
+
+
+class FactBatch(msgspec.Struct, frozen=True, gc=False):
+    """Events as columns: positions, record times, types and stored JSON."""
+
+    positions: list[int]
+    recorded_at: list[datetime]
+    types: list[str]
+    data: list[str]  # JSON text: decoded in C, where a jsonb array would call a codec per element
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
 class WireBatch(msgspec.Struct, frozen=True, gc=False):
     """Events ready to publish, column by column: where each goes, and its JSON envelope."""
 
@@ -76,7 +100,31 @@ class WireBatch(msgspec.Struct, frozen=True, gc=False):
         return len(self.positions)
 
 
-_Batch = TypeVar("_Batch", bound=Sized)
+_Batch = TypeVar("_Batch")
+
+
+class ScanBatch(msgspec.Struct, frozen=True, gc=False):
+    """Matching events of a filtered read, and the position up to which the log was looked at."""
+
+    events: list[Envelope]
+    position: int
+    full: bool  # the batch was cut at its size: more may be waiting
+
+
+# How far a batch moves a tail from `after`: (new position, more waiting), or None for no progress.
+def _envelopes_progress(batch: list[Envelope], after: int, size: int) -> tuple[int, bool] | None:
+    return (batch[-1].position, len(batch) == size) if batch else None
+
+
+def _wire_progress(batch: WireBatch, after: int, size: int) -> tuple[int, bool] | None:
+    return (batch.last_position, len(batch) == size) if len(batch) else None
+
+
+def _scan_progress(batch: ScanBatch, after: int, size: int) -> tuple[int, bool] | None:
+    # An empty scan still moves the tail when it covered new (unmatched) events.
+    return (batch.position, batch.full) if batch.position > after else None
+
+
 _APPEND_SQL: Final = (
     "select req, stream_id, outcome, actual_version, first_version, last_version, first_position, last_position, "
     "last_hash from touchline.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -397,14 +445,49 @@ class PostgresEventStore(EventStore):
     async def tail(
         self, from_position: int = 0, *, batch_size: int = 1000, filter: EventFilter | None = None
     ) -> AsyncIterator[list[Envelope]]:
-        async for batch in self._follow(from_position, batch_size, self.read_batch, lambda b: b[-1].position):
-            wanted = batch if filter is None else [e for e in batch if filter.matches(e)]
-            if wanted:
-                yield wanted
+        if filter is not None:
+            async for scan in self.tail_scan(from_position, batch_size=batch_size, filter=filter):
+                if scan.events:
+                    yield scan.events
+            return
+        async for batch in self._follow(from_position, batch_size, self.read_batch, _envelopes_progress):
+            yield batch
+
+    def tail_scan(
+        self, from_position: int = 0, *, batch_size: int = 1000, filter: EventFilter | None = None
+    ) -> AsyncIterator[ScanBatch]:
+        """Tail the events `filter` selects, with how far the log has been looked at.
+
+        The filter runs in PostgreSQL; batches with no events still say how far the scan got,
+        so a reader of rare events can record its progress without reading everything else.
+        """
+
+        async def fetch(after: int, limit: int) -> ScanBatch:
+            return await self.scan_batch(after, limit, filter)
+
+        return self._follow(from_position, batch_size, fetch, _scan_progress)
+
+    async def scan_batch(self, after: int, limit: int, filter: EventFilter | None = None) -> ScanBatch:
+        """Up to `limit` matching events after `after`, and the safe position the scan covered."""
+        head = await self.head_position()
+        if head <= after:
+            return ScanBatch([], after, False)
+        events = [e for e in await self.read_batch(after, limit, filter) if e.position <= head]
+        if len(events) == limit:
+            return ScanBatch(events, events[-1].position, True)
+        return ScanBatch(events, head, False)
 
     def tail_wire(self, from_position: int = 0, *, batch_size: int = 1000) -> AsyncIterator[WireBatch]:
         """Tail the log as ready-to-publish envelopes, serialised by PostgreSQL (for the relay)."""
-        return self._follow(from_position, batch_size, self.read_wire_batch, lambda b: b.last_position)
+        return self._follow(from_position, batch_size, self.read_wire_batch, _wire_progress)
+
+    async def read_facts(self, after: int, limit: int, *, upto: int, types: Sequence[str]) -> FactBatch:
+        """Up to `limit` events of `types` in (after, upto], as columns (the rebuild fast path)."""
+        row = await self.pool.fetchrow(_FACTS_SQL, after, limit, upto, list(types))
+        assert row is not None
+        if row[0] is None:
+            return FactBatch([], [], [], [])
+        return FactBatch(*row)
 
     async def read_wire_batch(self, after: int, limit: int) -> WireBatch:
         row = await self.pool.fetchrow(_WIRE_SQL, after, limit)
@@ -418,7 +501,7 @@ class PostgresEventStore(EventStore):
         position: int,
         batch_size: int,
         fetch: Callable[[int, int], Awaitable[_Batch]],
-        last_position: Callable[[_Batch], int],
+        progress: Callable[[_Batch, int, int], tuple[int, bool] | None],
     ) -> AsyncIterator[_Batch]:
         """Read batches after `position` for ever, waking on LISTEN/NOTIFY when caught up."""
         wake = asyncio.Event()
@@ -459,10 +542,11 @@ class PostgresEventStore(EventStore):
                     batch, pending = await pending, None
                 else:
                     batch = await fetch(position, batch_size)
-                if len(batch):
-                    position = last_position(batch)
+                moved = progress(batch, position, batch_size)
+                if moved is not None:
+                    position, full = moved
                     held_back_delay = 0.005
-                    if len(batch) == batch_size:
+                    if full:
                         # More is waiting: fetch it while the caller works on this batch.
                         pending = asyncio.ensure_future(fetch(position, batch_size))
                     yield batch

@@ -21,6 +21,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from actors.runtime import ActorRunner
+from actors.supervisor import Supervisor
 from events.bench import run_log_bench
 from events.bus import connect as connect_bus
 from events.envelope import Envelope, envelope_encoder
@@ -32,6 +34,10 @@ from events.settings import Settings
 from events.store import EventFilter
 from gateways.embedded import open_infrastructure, with_database
 from gateways.logs import configure_logging
+from gateways.roles import known_roles, parse_roles, supervise_roles
+from projections import ALL_PROJECTIONS, projection_classes
+from projections.bench import run_projection_bench
+from projections.runner import ProjectionWorker, RebuildProgress, all_views, projection_status, rebuild
 
 log = structlog.get_logger("touchline")
 out = Console()
@@ -44,6 +50,8 @@ bench_app = typer.Typer(help="Benchmarks, each printed beside its baseline.", no
 app.add_typer(events_app, name="events")
 app.add_typer(audit_app, name="audit")
 app.add_typer(bench_app, name="bench")
+projections_app = typer.Typer(help="Read models: their checkpoints and health, and rebuilds.", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
 
 DataDir = Annotated[
     Path | None,
@@ -51,9 +59,6 @@ DataDir = Annotated[
         "--data-dir", help="Where embedded servers keep their data [env TOUCHLINE_DATA_DIR; default ./.touchline]"
     ),
 ]
-
-# Every role `touchline up` knows; later parts add actors and the HTTP server.
-ROLES: dict[str, str] = {"relay": "publishes the event log to JetStream"}
 
 T = TypeVar("T")
 
@@ -113,28 +118,26 @@ async def _connect(dsn: str) -> asyncpg.Connection:
 def up(
     data_dir: DataDir = None,
     role: Annotated[
-        str | None, typer.Option("--role", help=f"Run only these roles, comma-separated ({', '.join(ROLES)})")
+        str | None,
+        typer.Option(
+            "--role",
+            help=f"Run only these roles, comma-separated ({', '.join(known_roles())}, or projection:NAME)",
+        ),
     ] = None,
+    grace: Annotated[float, typer.Option(help="Seconds in-flight work gets to finish on shutdown")] = 10.0,
 ) -> None:
     """Start servers (embedded unless configured), migrate, and run every role until Ctrl-C."""
     configure_logging()
     settings = _settings(data_dir)
-    roles = _parse_roles(role)
-    _run(lambda: _up(settings, roles))
+    try:
+        roles = parse_roles(role)
+    except TouchlineError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    _run(lambda: _up(settings, roles, grace))
 
 
-def _parse_roles(value: str | None) -> set[str]:
-    if not value:
-        return set(ROLES)
-    roles = {r.strip() for r in value.split(",") if r.strip()}
-    unknown = roles - set(ROLES)
-    if unknown:
-        err.print(f"[bold red]error:[/] unknown role {', '.join(sorted(unknown))}; known roles: {', '.join(ROLES)}")
-        raise typer.Exit(2)
-    return roles
-
-
-async def _up(settings: Settings, roles: set[str]) -> None:
+async def _up(settings: Settings, roles: set[str], grace: float) -> None:
     started = time.monotonic()
     async with open_infrastructure(settings) as infra:
         applied = await _migrate(infra.database_url)
@@ -148,21 +151,40 @@ async def _up(settings: Settings, roles: set[str]) -> None:
                         relay = OutboxRelay(store, nc, settings)
                         await tg.start(relay.run)
                         log.info("component_started", component="relay", stream=settings.stream_name)
+                    supervisor = supervise_roles(roles, store=store, nc=nc, settings=settings)
+                    await tg.start(supervisor.run)
+                    tg.start_soon(_report_periodically, supervisor)
                     log.info(
                         "touchline_ready",
                         seconds=round(time.monotonic() - started, 2),
                         roles=sorted(roles),
+                        children=sorted(supervisor.stats),
                         database=redact_dsn(infra.database_url),
                         nats=infra.nats_url,
                     )
                     async for signum in signals:
                         log.info("touchline_stopping", signal=signal.Signals(signum).name)
+                        # Actors stop taking work and finish (or hand back) what they hold first.
+                        await supervisor.stop(grace)
                         tg.cancel_scope.cancel()
                         break
         finally:
             with anyio.CancelScope(shield=True):
                 await nc.close()
     log.info("touchline_stopped")
+
+
+async def _report_periodically(supervisor: Supervisor, every_s: float = 60.0) -> None:
+    """Each child's health in the log: restarts and crash loops are reported, never hidden."""
+    while True:
+        await anyio.sleep(every_s)
+        for name, stats in sorted(supervisor.stats.items()):
+            child = supervisor.child(name)
+            extra = msgspec.structs.asdict(child.stats) if isinstance(child, ActorRunner) else {}
+            if isinstance(child, ProjectionWorker):
+                extra = {"position": child.position, "state": child.state}
+            level = log.error if stats.crash_looping else log.info
+            level("child_stats", child=name, **msgspec.structs.asdict(stats), **extra)
 
 
 # --- migrate, sql -----------------------------------------------------------------------------
@@ -415,6 +437,142 @@ def bench_log(
     table.add_row(
         "append latency p50 / p99 (ms)", f"{result['append_p50_ms']:.1f} / {result['append_p99_ms']:.1f}", "", ""
     )
+    out.print(table)
+
+
+# --- projections ------------------------------------------------------------------------------
+
+
+@projections_app.command("status")
+def projections_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per projection")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Each projection's checkpoint, lag (events in the log after it), rate, and any failure."""
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def main() -> list[Any]:
+        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+            return await projection_status(store, [cls() for cls in ALL_PROJECTIONS])
+
+    statuses = _run(main)
+    if as_json:
+        for st in statuses:
+            print(json.dumps({**msgspec.to_builtins(st), "state": st.state}))
+        return
+    table = Table("projection", "state", "version", "checkpoint", "lag", "events/s", "updated", "error")
+    for st in statuses:
+        version = str(st.version) if st.stored_version in (None, st.version) else f"{st.stored_version}→{st.version}"
+        error = f"at position {st.error_position} (event {st.error_event_id}): {st.error}" if st.error else ""
+        color = {"live": "green", "behind": "yellow", "failed": "red"}.get(st.state, "dim")
+        table.add_row(
+            st.name,
+            f"[{color}]{st.state}[/]",
+            version,
+            f"{st.position:,}",
+            f"{st.lag:,}",
+            f"{st.rate:,.0f}" if st.rate else "",
+            f"{st.updated_at:%Y-%m-%d %H:%M:%S}" if st.updated_at else "",
+            error,
+        )
+    out.print(table)
+    if any(st.state == "failed" for st in statuses):
+        raise typer.Exit(1)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    names: Annotated[list[str] | None, typer.Argument(help="Projections to rebuild")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Rebuild every projection")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Rebuild from position zero into shadow tables while the live ones serve, then swap them in."""
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+    if all_ == bool(names):
+        err.print("[bold red]error:[/] name the projections to rebuild, or pass --all (not both)")
+        raise typer.Exit(2)
+    try:
+        classes = projection_classes(None if all_ else names)
+    except KeyError as exc:
+        err.print(f"[bold red]error:[/] {exc.args[0]}", highlight=False)
+        raise typer.Exit(2) from None
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    async def main() -> Any:
+        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+            projections = [cls() for cls in classes]
+            every = [cls() for cls in ALL_PROJECTIONS]
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]} events/s"),
+                TimeElapsedColumn(),
+                console=err,
+            ) as bar:
+                task = bar.add_task("rebuild " + ", ".join(p.name for p in projections), total=None, rate="-")
+
+                def progress(p: RebuildProgress) -> None:
+                    rate = f"{p.events / p.seconds:,.0f}" if p.seconds else "-"
+                    bar.update(task, completed=p.position, total=p.head, rate=rate)
+
+                report = await rebuild(store, projections, all_views(every), progress=progress)
+                bar.update(task, completed=report.scanned_to, total=report.scanned_to)
+            return report
+
+    report = _run(main)
+    out.print(
+        f"rebuilt {', '.join(report.projections)}: {report.events:,} events up to position {report.scanned_to:,} "
+        f"in {report.seconds:.2f} s ({report.events_per_s:,.0f} events/s), swapped in"
+    )
+
+
+@bench_app.command("projections")
+def bench_projections(
+    events: Annotated[int, typer.Option(help="Events to generate")] = 1_000_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Rebuild every read model from a realistic log, beside the raw read rate of the same log."""
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def main() -> dict[str, Any]:
+        async with open_infrastructure(settings, with_nats=False) as infra:
+            admin = await _connect(infra.database_url)
+            name = f"touchline_bench_{int(time.time())}"
+            try:
+                await admin.execute(f'create database "{name}"')
+            finally:
+                await admin.close()
+            dsn = with_database(infra.database_url, name)
+            try:
+                await _migrate(dsn)
+                return await run_projection_bench(dsn, events=events)
+            finally:
+                admin = await _connect(infra.database_url)
+                try:
+                    await admin.execute(f'drop database if exists "{name}" with (force)')
+                finally:
+                    await admin.close()
+
+    result = _run(main)
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table("measure", "touchline", "baseline", "ratio")
+    table.add_row(
+        "rebuild all projections (events/s) vs raw read of the same log",
+        f"{result['rebuild_events_per_s']:,.0f}",
+        f"{result['read_events_per_s']:,.0f}",
+        f"{result['rebuild_vs_read']:.2f}",
+    )
+    table.add_row("events in the log", f"{result['events']:,}", "", "")
+    for qualified, rows in result["rows"].items():
+        table.add_row(f"rows in {qualified}", f"{rows:,}", "", "")
     out.print(table)
 
 

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from events.catalog.actor import (
+    EventParked,
+    TimerCancelled,
+    TimerFired,
+    TimerScheduled,
+    parked_stream,
+    timer_category,
+    timer_stream,
+)
 from events.catalog.base import Event, event_type
 from events.catalog.call import (
     BargeIn,
@@ -94,6 +103,10 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     HandoffRequested,
     CallEnded,
     OperatorCommandReceived,
+    EventParked,
+    TimerScheduled,
+    TimerFired,
+    TimerCancelled,
 )
 
 __all__ = [
@@ -115,6 +128,7 @@ __all__ = [
     "CrawlTaskFailed",
     "DtmfReceived",
     "Event",
+    "EventParked",
     "HandoffRequested",
     "LeadContactInvalid",
     "LeadIngested",
@@ -129,6 +143,9 @@ __all__ = [
     "OrgSettingsUpdated",
     "ProgramStarted",
     "ProgramStopped",
+    "TimerCancelled",
+    "TimerFired",
+    "TimerScheduled",
     "TouchRunClaimed",
     "TouchRunDeadLettered",
     "TouchRunDeliveryStatus",
@@ -146,6 +163,9 @@ __all__ = [
     "lead_stream",
     "operator_command_stream",
     "org_stream",
+    "parked_stream",
     "program_stream",
+    "timer_category",
+    "timer_stream",
     "touch_stream",
 ]

@@ -1,0 +1,480 @@
+"""The actor runtime: actors fed by JetStream durable pull consumers, with exactly-once effects."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import random
+import zlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import ClassVar, Final
+from uuid import UUID
+
+import anyio
+import msgspec
+import nats.errors
+import structlog
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from actors.clock import Clock, SystemClock
+from events.bus import HEADER_STREAM, ensure_stream
+from events.catalog import (
+    Event,
+    EventParked,
+    TimerCancelled,
+    TimerScheduled,
+    event_type,
+    parked_stream,
+    timer_category,
+    timer_stream,
+)
+from events.envelope import Envelope, envelope_decoder
+from events.errors import ConcurrencyError, ConfigError, LogError
+from events.settings import Settings
+from events.store import (
+    ANY,
+    NO_STREAM,
+    AppendResult,
+    EventStore,
+    Expected,
+    NewEvent,
+    StreamAppend,
+    caused_event_id,
+    new_event_id,
+)
+
+log = structlog.get_logger("touchline.actors")
+
+_NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+class Actor(abc.ABC):
+    """A long-lived reactor to events. Subclasses name themselves and the events they handle.
+
+    `handle` gets one event at a time (events of one stream in log order within a process) and
+    reacts through its `Reaction`: everything it emits gets ids derived from the causing event,
+    so handling the same event twice appends nothing new. The input is acknowledged only after
+    `handle` returns.
+    """
+
+    name: ClassVar[str]
+    handles: ClassVar[tuple[type[Event], ...]] = ()
+    # Whole categories (every event of `touch-…` streams), including types newer than this code.
+    categories: ClassVar[tuple[str, ...]] = ()
+    # Whether the actor schedules timers: their TimerFired events come back to `handle`.
+    timers: ClassVar[bool] = False
+    max_attempts: ClassVar[int] = 5
+
+    async def start(self, ctx: ActorContext) -> None:  # noqa: B027 - optional hook
+        """Called before any input, and again after each restart: rebuild state from the log here."""
+
+    @abc.abstractmethod
+    async def handle(self, event: Event, env: Envelope, reaction: Reaction) -> None:
+        """React to one event; raise to have it redelivered (and parked after `max_attempts`)."""
+
+
+class ActorContext(msgspec.Struct, kw_only=True):
+    """What an actor works with: the log, the clock, its logger, the settings."""
+
+    name: str
+    store: EventStore
+    clock: Clock
+    settings: Settings
+    log: structlog.stdlib.BoundLogger
+
+
+class Reaction:
+    """Appends on behalf of an actor reacting to one event, with deterministic event ids.
+
+    The n-th event emitted while handling event E gets id uuid5(E.id, "<actor>:<key>:<n>"), so
+    a redelivered E re-emits the same ids and the log keeps the first copy only. `key` names an
+    emission when a handler's emissions could come in a different order on a second run.
+    """
+
+    def __init__(self, ctx: ActorContext, cause: Envelope | None) -> None:
+        self.ctx = ctx
+        self.cause = cause
+        self._emitted = 0
+
+    def event_id(self, key: str) -> UUID | None:
+        """The id an emission under `key` gets (None without a cause: a fresh id)."""
+        if self.cause is None:
+            return None
+        return caused_event_id(self.cause.event_id, f"{self.ctx.name}:{key}")
+
+    def _new(self, event: Event, key: str | None) -> NewEvent:
+        self._emitted += 1
+        event_id = self.event_id(f"{key or '#'}:{self._emitted}")
+        return NewEvent(event=event) if event_id is None else NewEvent(event=event, event_id=event_id)
+
+    async def emit(
+        self, stream_id: str, events: Sequence[Event], *, expected_version: Expected = ANY, key: str | None = None
+    ) -> AppendResult:
+        """Append to one stream, caused by (and correlated with) the event being handled."""
+        (result,) = await self.emit_many(
+            [StreamAppend(stream_id=stream_id, events=list(events), expected_version=expected_version)], key=key
+        )
+        return result
+
+    async def emit_many(self, appends: Sequence[StreamAppend], *, key: str | None = None) -> list[AppendResult]:
+        """Append to several streams atomically."""
+        prepared = [
+            StreamAppend(
+                stream_id=a.stream_id,
+                events=[e if isinstance(e, NewEvent) else self._new(e, key) for e in a.events],
+                expected_version=a.expected_version,
+                account_id=a.account_id,
+            )
+            for a in appends
+        ]
+        return await self.ctx.store.append_many(
+            prepared,
+            correlation_id=self.cause.correlation_id if self.cause else None,
+            causation_id=self.cause.event_id if self.cause else None,
+        )
+
+    async def schedule(
+        self, key: str, due_at: datetime, *, account_id: UUID | None = None, data: dict[str, str] | None = None
+    ) -> UUID:
+        """A durable timer: at `due_at` this actor gets a TimerFired for `key`. Returns its id."""
+        if due_at.tzinfo is None:
+            raise ValueError(f"timer {key!r}: due_at must be timezone-aware")
+        timer_id = self.event_id(f"timer:{key}") or new_event_id()
+        scheduled = TimerScheduled(
+            timer_id=timer_id, actor=self.ctx.name, key=key, due_at=due_at, account_id=account_id, data=data or {}
+        )
+        await self.emit(timer_stream(self.ctx.name, timer_id), [scheduled], expected_version=NO_STREAM, key=key)
+        return timer_id
+
+    async def cancel_timer(self, timer_id: UUID, key: str, *, account_id: UUID | None = None) -> bool:
+        """Cancel a timer that has not fired; False when it already fired or was cancelled."""
+        cancelled = TimerCancelled(timer_id=timer_id, actor=self.ctx.name, key=key, account_id=account_id)
+        try:
+            await self.emit(timer_stream(self.ctx.name, timer_id), [cancelled], expected_version=1, key=key)
+        except ConcurrencyError:
+            return False
+        return True
+
+
+class ActorStats(msgspec.Struct, kw_only=True):
+    handled: int = 0
+    failed: int = 0
+    parked: int = 0
+    redelivered: int = 0
+    in_flight: int = 0
+    lag: int | None = None  # messages the consumer has not yet delivered to anyone
+    ack_pending: int | None = None  # delivered, not yet acknowledged (by any process)
+    state: str = "new"
+
+
+class ConsumerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How an actor's durable consumer delivers work."""
+
+    ack_wait_s: float = 30.0
+    max_ack_pending: int = 256
+    concurrency: int = 8  # handlers at once in one process (one stream's events stay in order)
+    fetch_batch: int = 64
+    fetch_timeout_s: float = 1.0
+    retry_base_s: float = 0.5  # redelivery delay after a failure: base * 2**(attempt-1), jittered
+    retry_max_s: float = 30.0
+    stats_interval_s: float = 5.0
+
+
+def consumer_name(settings: Settings, actor: Actor | type[Actor]) -> str:
+    return actor.name
+
+
+def consumer_filters(settings: Settings, actor: Actor | type[Actor]) -> list[str]:
+    prefix = f"{settings.subject_prefix}.events"
+    subjects = [f"{prefix}.*.*.{event_type(cls)}" for cls in actor.handles]
+    subjects += [f"{prefix}.*.{category}.>" for category in actor.categories]
+    if actor.timers:
+        subjects.append(f"{prefix}.*.{timer_category(actor.name)}.TimerFired")
+    return subjects
+
+
+def check_actor(actor: Actor | type[Actor]) -> None:
+    name = getattr(actor, "name", None)
+    if not isinstance(name, str) or not name or not set(name) <= _NAME_CHARS or not name[0].isalpha():
+        raise ConfigError(f"actor name {name!r}: use lower-case letters, digits and _, starting with a letter")
+    if not actor.handles and not actor.categories and not actor.timers:
+        raise ConfigError(f"actor {name!r} handles nothing: declare `handles`, `categories` or `timers`")
+
+
+class ActorRunner:
+    """Runs one actor in this process on its shared durable consumer.
+
+    Several processes running the same actor share the consumer, and so the work. Messages of
+    one stream go to the same handler slot, in order; a failed message is redelivered with
+    backoff and parked after `max_attempts`; nothing is acknowledged before `handle` returned.
+    """
+
+    def __init__(
+        self,
+        actor: Actor,
+        *,
+        store: EventStore,
+        nc: NATS,
+        settings: Settings,
+        clock: Clock | None = None,
+        consumer: ConsumerSettings | None = None,
+    ) -> None:
+        check_actor(actor)
+        self.actor = actor
+        self.name = actor.name
+        self.store = store
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.config = consumer or ConsumerSettings()
+        self.stats = ActorStats()
+        self.log = log.bind(actor=self.name)
+        self.ctx = ActorContext(name=self.name, store=store, clock=self.clock, settings=settings, log=self.log)
+        self._stopping = anyio.Event()
+        self._idle = anyio.Event()
+        self._idle.set()
+        self._slot_freed = anyio.Event()
+        self._scope: anyio.CancelScope | None = None
+
+    # --- the consumer ----------------------------------------------------------------------
+
+    async def ensure_consumer(self) -> None:
+        await ensure_stream(self.js, self.settings)
+        filters = consumer_filters(self.settings, self.actor)
+        config = ConsumerConfig(
+            durable_name=consumer_name(self.settings, self.actor),
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.config.ack_wait_s,
+            max_ack_pending=self.config.max_ack_pending,
+            max_deliver=-1,  # the runtime parks poison events itself, as events
+            **({"filter_subject": filters[0]} if len(filters) == 1 else {"filter_subjects": filters}),
+        )
+        await self.js.add_consumer(self.settings.stream_name, config)
+
+    async def refresh_stats(self) -> ActorStats:
+        """Ask the server how far behind the consumer is (shared by every process)."""
+        try:
+            info = await self.js.consumer_info(self.settings.stream_name, consumer_name(self.settings, self.actor))
+        except (NotFoundError, nats.errors.Error, TimeoutError):
+            return self.stats
+        self.stats.lag = info.num_pending
+        self.stats.ack_pending = info.num_ack_pending
+        return self.stats
+
+    # --- running ----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Start the actor, then handle its input until `stop` (or cancellation)."""
+        from actors.timers import TimerService  # the timer service appends through this module's types
+
+        self.stats.state = "starting"
+        await self.ensure_consumer()
+        await self.actor.start(self.ctx)
+        psub = await self.js.pull_subscribe_bind(
+            durable=consumer_name(self.settings, self.actor), stream=self.settings.stream_name
+        )
+        slots = max(1, self.config.concurrency)
+        try:
+            with anyio.CancelScope() as self._scope:
+                async with anyio.create_task_group() as tg:
+                    mailboxes: list[MemoryObjectSendStream[Msg]] = []
+                    for _ in range(slots):
+                        send, receive = anyio.create_memory_object_stream[Msg](self.config.fetch_batch)
+                        mailboxes.append(send)
+                        tg.start_soon(self._work, receive)
+                    if self.actor.timers:
+                        await tg.start(TimerService(self.store, self.name, self.clock).run)
+                    tg.start_soon(self._refresh_periodically)
+                    self.stats.state = "running"
+                    self.log.info("actor_started", filters=consumer_filters(self.settings, self.actor))
+                    task_status.started()
+                    async with contextlib.AsyncExitStack() as stack:
+                        for send in mailboxes:
+                            await stack.enter_async_context(send)
+                        await self._fetch(psub, mailboxes)
+                    await self._wait_idle()
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(Exception):
+                    await psub.unsubscribe()
+                with contextlib.suppress(Exception):
+                    await self.nc.flush(timeout=2)  # acknowledgements out before the connection goes
+            self.stats.state = "stopped"
+            self.log.info("actor_stopped", handled=self.stats.handled, parked=self.stats.parked)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking work; give in-flight handlers `grace` seconds, then cancel (and release) them."""
+        self.stats.state = "stopping"
+        self._stopping.set()
+        self._slot_freed.set()
+        with anyio.move_on_after(grace):
+            await self._wait_idle()
+        if self._scope is not None and self.stats.in_flight:
+            self.log.warning("actor_stop_forced", in_flight=self.stats.in_flight)
+            self._scope.cancel()
+
+    async def _wait_idle(self) -> None:
+        while self.stats.in_flight:
+            await self._idle.wait()
+
+    async def _fetch(
+        self, psub: JetStreamContext.PullSubscription, mailboxes: list[MemoryObjectSendStream[Msg]]
+    ) -> None:
+        limit = len(mailboxes) * self.config.fetch_batch
+        while not self._stopping.is_set():
+            free = limit - self.stats.in_flight
+            if free <= 0:  # bounded: wait for a handler to finish before taking more
+                self._slot_freed = anyio.Event()
+                await self._slot_freed.wait()
+                continue
+            try:
+                messages = await psub.fetch(min(free, self.config.fetch_batch), timeout=self.config.fetch_timeout_s)
+            except nats.errors.TimeoutError:
+                continue
+            for msg in messages:
+                self._taken()
+                key = (msg.headers or {}).get(HEADER_STREAM, msg.subject)
+                await mailboxes[zlib.crc32(key.encode()) % len(mailboxes)].send(msg)
+
+    def _taken(self) -> None:
+        self.stats.in_flight += 1
+        if self._idle.is_set():
+            self._idle = anyio.Event()
+
+    def _released(self) -> None:
+        self.stats.in_flight -= 1
+        self._slot_freed.set()
+        if not self.stats.in_flight:
+            self._idle.set()
+
+    async def _work(self, mailbox: MemoryObjectReceiveStream[Msg]) -> None:
+        async with mailbox:
+            async for msg in mailbox:
+                try:
+                    if self._stopping.is_set():
+                        await msg.nak()  # not started: hand it back to another process now
+                    else:
+                        await self._process(msg)
+                finally:
+                    self._released()
+
+    async def _refresh_periodically(self) -> None:
+        while True:
+            await self.refresh_stats()
+            await anyio.sleep(self.config.stats_interval_s)
+
+    # --- one message ------------------------------------------------------------------------
+
+    async def _process(self, msg: Msg) -> None:
+        attempts = msg.metadata.num_delivered
+        if attempts > 1:
+            self.stats.redelivered += 1
+        try:
+            env = envelope_decoder.decode(msg.data)
+        except msgspec.DecodeError as exc:
+            await self._park(msg, None, attempts, f"not a Touchline event envelope: {exc}")
+            return
+        if attempts > self.actor.max_attempts:
+            # The handler never reported back: the process died or hung on it each time.
+            await self._park(msg, env, attempts, f"delivered {attempts} times without being acknowledged")
+            return
+        try:
+            event = env.event
+        except LogError as exc:  # an unknown (newer) type, or data this code cannot read
+            await self._park(msg, env, attempts, f"cannot decode: {exc}")
+            return
+        try:
+            async with self._heartbeat(msg):
+                await self.actor.handle(event, env, Reaction(self.ctx, env))
+        except Exception as exc:
+            self.stats.failed += 1
+            reason = f"{type(exc).__name__}: {exc}"
+            if attempts >= self.actor.max_attempts:
+                await self._park(msg, env, attempts, reason)
+                return
+            delay = min(self.config.retry_max_s, self.config.retry_base_s * 2 ** (attempts - 1))
+            delay *= 0.5 + random.random()
+            self.log.warning(
+                "actor_handle_failed",
+                event_type=env.type,
+                position=env.position,
+                attempt=attempts,
+                retry_in_s=round(delay, 2),
+                error=reason,
+            )
+            await msg.nak(delay=delay)
+            return
+        except BaseException:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await msg.nak()  # cancelled mid-way (forced stop): let another process have it now
+            raise
+        await msg.ack()
+        self.stats.handled += 1
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, msg: Msg) -> AsyncIterator[None]:
+        """Tell the server a long handler is still at work, so it is not redelivered meanwhile."""
+
+        async def beat() -> None:
+            while True:
+                await anyio.sleep(self.config.ack_wait_s / 3)
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(beat)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def _park(self, msg: Msg, env: Envelope | None, attempts: int, reason: str) -> None:
+        cause_id = env.event_id if env else _msg_uuid(msg)
+        parked = EventParked(
+            actor=self.name,
+            parked_event_id=cause_id,
+            position=env.position if env else None,
+            stream_id=env.stream_id if env else (msg.headers or {}).get(HEADER_STREAM),
+            event_type=env.type if env else None,
+            attempts=attempts,
+            reason=reason,
+            account_id=env.account_id if env else None,
+        )
+        new = (
+            NewEvent(event=parked)
+            if cause_id is None
+            else NewEvent(event=parked, event_id=caused_event_id(cause_id, f"{self.name}:parked"))
+        )
+        await self.store.append(
+            parked_stream(self.name),
+            [new],
+            correlation_id=env.correlation_id if env else None,
+            causation_id=cause_id,
+        )
+        await msg.term()
+        self.stats.parked += 1
+        self.log.error(
+            "event_parked",
+            event_type=parked.event_type,
+            position=parked.position,
+            stream=parked.stream_id,
+            attempts=attempts,
+            reason=reason,
+        )
+
+
+def _msg_uuid(msg: Msg) -> UUID | None:
+    try:
+        return UUID((msg.headers or {}).get("Nats-Msg-Id", ""))
+    except ValueError:
+        return None
