@@ -106,6 +106,10 @@ def decode_facts(batch: FactBatch, start: int = 0, stop: int | None = None) -> l
 # --- setting up and swapping tables -------------------------------------------------------------
 
 
+def _view_name(view: View) -> str:
+    return f"{quote(view.schema)}.{quote(view.name)}"
+
+
 async def drop_views(conn: Conn, views: Sequence[View]) -> None:
     for view in reversed(views):
         await conn.execute(f"drop view if exists {quote(view.schema)}.{quote(view.name)}")
@@ -389,7 +393,7 @@ class ProjectionWorker:
             task_status.started()
             wanted = EventFilter(types=self.projection.types())
             async for scan in self.store.tail_scan(self.position, batch_size=self.batch_size, filter=wanted):
-                if not await self._commit(scan.events, scan.position):
+                if not await self.commit(scan.events, scan.position):
                     self.state = "failed"
                     await anyio.sleep_forever()
 
@@ -406,7 +410,7 @@ class ProjectionWorker:
         self._progress.set()
         self._progress = anyio.Event()
 
-    async def _commit(self, events: list[Envelope], upto: int) -> bool:
+    async def commit(self, events: list[Envelope], upto: int) -> bool:
         """Fold and checkpoint; on a bad event, commit the good ones before it. False: stopped."""
         try:
             with anyio.CancelScope(shield=True):  # a commit is short: let it finish on shutdown
@@ -445,8 +449,10 @@ class ProjectionWorker:
                     raise asyncpg.InterfaceError(
                         f"projection {self.projection.name!r} checkpoint moved back to {stored}: starting over"
                     )
+            if events and events[0].position <= stored:
+                # This process's tail is behind the checkpoint (another one moved it): skip what is in.
                 events = [e for e in events if e.position > stored]
-                upto = max(upto, stored)
+            upto = max(upto, stored)
             if events:
                 db = Db(conn, self._names)
                 await self.projection.apply(db, [to_fact(e) for e in events])
