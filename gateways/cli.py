@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -402,7 +403,7 @@ def bench_log(
     async def main() -> dict[str, Any]:
         async with open_infrastructure(settings) as infra:
             admin = await _connect(infra.database_url)
-            name = f"touchline_bench_{int(time.time())}"
+            name = f"touchline_bench_{uuid.uuid4().hex[:12]}"
             try:
                 await admin.execute(f'create database "{name}"')
             finally:
@@ -543,7 +544,7 @@ def bench_projections(
     async def main() -> dict[str, Any]:
         async with open_infrastructure(settings, with_nats=False) as infra:
             admin = await _connect(infra.database_url)
-            name = f"touchline_bench_{int(time.time())}"
+            name = f"touchline_bench_{uuid.uuid4().hex[:12]}"
             try:
                 await admin.execute(f'create database "{name}"')
             finally:
