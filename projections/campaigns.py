@@ -42,7 +42,7 @@ class CampaignRow(msgspec.Struct, gc=False):
     account_id: UUID
     campaign_key: str
     name: str
-    steps: bytes
+    steps: msgspec.Raw
     allow_concurrent: bool
     is_active: bool
     activated_at: datetime | None
@@ -53,7 +53,8 @@ class CampaignRow(msgspec.Struct, gc=False):
     version: int
 
 
-_encode = msgspec.json.encode
+def _encode(value: object) -> msgspec.Raw:
+    return msgspec.Raw(msgspec.json.encode(value))
 
 
 class CampaignsProjection(Projection):

@@ -79,13 +79,13 @@ class LeadRow(msgspec.Struct, gc=False):
     city: str | None
     url: str | None
     body: str | None
-    attributes: bytes
+    attributes: msgspec.Raw
     neighborhood: str | None
     latitude: float | None
     longitude: float | None
     posted_at: datetime | None
     first_seen_at: datetime | None
-    invalid_channels: bytes
+    invalid_channels: msgspec.Raw
     suppressed_at: datetime | None
     suppression_reason: str | None
     last_reply_at: datetime | None
@@ -95,7 +95,11 @@ class LeadRow(msgspec.Struct, gc=False):
     version: int
 
 
-_encode = msgspec.json.encode
+def _encode(value: object) -> msgspec.Raw:
+    return msgspec.Raw(msgspec.json.encode(value))
+
+
+_EMPTY = msgspec.Raw(b"[]")
 
 
 class LeadsProjection(Projection):
@@ -129,7 +133,7 @@ class LeadsProjection(Projection):
                     LeadRow(
                         e.lead_id, e.account_id, e.source, e.external_id, "new", "cold", e.phone, e.email, e.name,
                         e.title, e.price, e.country, e.city, e.url, e.body, _encode(e.attributes), e.neighborhood,
-                        e.latitude, e.longitude, e.posted_at, e.first_seen_at or at, b"[]", None, None, None, None,
+                        e.latitude, e.longitude, e.posted_at, e.first_seen_at or at, _EMPTY, None, None, None, None,
                         at, at, fact.position,
                     )
                 )  # fmt: skip

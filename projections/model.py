@@ -116,16 +116,19 @@ def _same(key: Any) -> Any:
 
 
 class Taken(msgspec.Struct, frozen=True, gc=False):
-    new: list[tuple[Any, ...]]  # rows the table cannot have yet
-    changed: list[tuple[Any, ...]]  # rows it may have
+    """Rows to write, already serialised (a JSON array each): later changes to them do not leak in."""
+
+    new: str | None  # rows the table cannot have yet
+    changed: str | None  # rows it may have
+    count: int
 
 
 class RowSet(Generic[R]):
     """A table's rows as a projection folds events into them.
 
-    Rows are mutable Structs whose fields are the table's columns. They are cached between
-    batches (a projection is its tables' only writer), loaded on first use, and written back
-    by `flush` in one multi-row upsert per table.
+    Rows are mutable Structs whose fields are the table's columns (json/jsonb columns as
+    `msgspec.Raw`). They are cached between batches (a projection is its tables' only writer),
+    loaded on first use, and written back by `flush` in one statement per table.
     """
 
     def __init__(self, table: Table, row_type: type[R], *, max_cached: int = 500_000) -> None:
@@ -142,6 +145,7 @@ class RowSet(Generic[R]):
         # uuid keys are cached by their int: hashing and comparing those happens in C, where a
         # uuid.UUID's __hash__ and __eq__ are Python calls (a fifth of a rebuild's time).
         self._uuid = table.sql_type(table.key) == "uuid"
+        self._json_columns = [i for i, c in enumerate(table.column_names) if table.sql_type(c) in ("json", "jsonb")]
         self._rows: dict[Any, R | None] = {}  # None: known not to exist
         self._dirty: dict[Any, R] = {}  # changed rows the table has: upserted
         self._new: dict[Any, R] = {}  # rows the table cannot have yet: copied in
@@ -176,7 +180,11 @@ class RowSet(Generic[R]):
             f"where {quote(self._key)} = any($1::{self.table.sql_type(self._key)}[])"
         )
         for record in await db.conn.fetch(sql, missing):
-            self._rows[norm(record[self._key])] = self.row_type(*record)
+            values = list(record)
+            for i in self._json_columns:  # stored JSON goes back out as it came: raw
+                if values[i] is not None:
+                    values[i] = msgspec.Raw(values[i])
+            self._rows[norm(record[self._key])] = self.row_type(*values)
         for key in missing:
             self._rows.setdefault(norm(key), None)
 
@@ -203,10 +211,11 @@ class RowSet(Generic[R]):
             self._dirty[key] = row
 
     def take(self) -> Taken:
-        """What the next flush would write, as tuples, now; the rows may change on afterwards."""
+        """What the next flush would write, serialised now; the rows may change on afterwards."""
         taken = Taken(
-            new=[msgspec.structs.astuple(r) for r in self._new.values()],
-            changed=[msgspec.structs.astuple(r) for r in self._dirty.values()],
+            new=_encode_rows(list(self._new.values())) if self._new else None,
+            changed=_encode_rows(list(self._dirty.values())) if self._dirty else None,
+            count=len(self._new) + len(self._dirty),
         )
         self._written.update(self._new)
         self._new.clear()
@@ -218,29 +227,36 @@ class RowSet(Generic[R]):
         return taken
 
     async def write(self, db: Db, taken: Taken) -> int:
-        """Write taken rows: new ones by COPY, changed ones in one multi-row upsert."""
-        if taken.new:
-            schema, name = db.location(self.table)
-            await db.conn.copy_records_to_table(
-                name, schema_name=schema, columns=list(self.table.column_names), records=taken.new
-            )
-        if taken.changed:
-            columns = list(zip(*taken.changed, strict=True))
-            await db.conn.execute(self._upsert_sql(db), *[list(c) for c in columns])
-        return len(taken.new) + len(taken.changed)
+        """Write taken rows, each set in one statement.
+
+        Rows travel as one JSON array that PostgreSQL unpacks (`json_populate_recordset`): msgspec
+        writes it in C, and the parsing happens on the database's core, where encoding each value
+        for COPY or for array parameters would cost Python 5-8 µs a row.
+        """
+        if taken.new is not None:
+            await db.conn.execute(self._write_sql(db, upsert=False), taken.new)
+        if taken.changed is not None:
+            await db.conn.execute(self._write_sql(db, upsert=True), taken.changed)
+        return taken.count
 
     async def flush(self, db: Db) -> int:
         return await self.write(db, self.take())
 
-    def _upsert_sql(self, db: Db) -> str:
-        names = self.table.column_names
-        cols = ", ".join(quote(c) for c in names)
-        params = ", ".join(f"${i}::{self.table.sql_type(c)}[]" for i, c in enumerate(names, 1))
-        updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in names if c != self._key)
-        return (
-            f"insert into {db.table(self.table)} ({cols}) select * from unnest({params}) "
-            f"on conflict ({quote(self._key)}) do update set {updates}"
-        )
+    def _write_sql(self, db: Db, *, upsert: bool) -> str:
+        table = db.table(self.table)
+        cols = ", ".join(quote(c) for c in self.table.column_names)
+        sql = f"insert into {table} ({cols}) select {cols} from json_populate_recordset(null::{table}, $1::json)"
+        if upsert:
+            updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in self.table.column_names if c != self._key)
+            sql += f" on conflict ({quote(self._key)}) do update set {updates}"
+        return sql
+
+
+_row_encoder = msgspec.json.Encoder()
+
+
+def _encode_rows(rows: list[Any]) -> str:
+    return _row_encoder.encode(rows).decode()
 
 
 class Projection(abc.ABC):
