@@ -83,8 +83,11 @@ class Supervisor:
         """Run every child until `stop`; ready once each has started (or crashed trying)."""
         with anyio.CancelScope() as self._scope:
             async with anyio.create_task_group() as tg:
-                for name, factory in self._factories.items():
-                    await tg.start(self._supervise, name, factory)
+                # Started side by side: one child's slow start (a projection rebuilding) does not
+                # hold back the others.
+                async with anyio.create_task_group() as starting:
+                    for name, factory in self._factories.items():
+                        starting.start_soon(tg.start, self._supervise, name, factory)
                 task_status.started()
 
     async def stop(self, grace: float = 10.0) -> None:
