@@ -6,7 +6,7 @@ import abc
 import contextlib
 import random
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import ClassVar, Final
 from uuid import UUID
@@ -242,6 +242,7 @@ class ActorRunner:
         self._idle = anyio.Event()
         self._idle.set()
         self._slot_freed = anyio.Event()
+        self._progress = anyio.Event()
         self._scope: anyio.CancelScope | None = None
 
     # --- the consumer ----------------------------------------------------------------------
@@ -323,6 +324,16 @@ class ActorRunner:
             self.log.warning("actor_stop_forced", in_flight=self.stats.in_flight)
             self._scope.cancel()
 
+    async def wait_until(self, condition: Callable[[ActorStats], bool]) -> ActorStats:
+        """Until the stats satisfy `condition` (woken by each input handled, failed or parked)."""
+        while not condition(self.stats):
+            await self._progress.wait()
+        return self.stats
+
+    def _moved(self) -> None:
+        self._progress.set()
+        self._progress = anyio.Event()
+
     async def _wait_idle(self) -> None:
         while self.stats.in_flight:
             await self._idle.wait()
@@ -390,15 +401,16 @@ class ActorRunner:
             return
         try:
             event = env.event
-        except LogError as exc:  # an unknown (newer) type, or data this code cannot read
-            await self._park(msg, env, attempts, f"cannot decode: {exc}")
+        except LogError as undecodable:  # an unknown (newer) type, or data this code cannot read
+            await self._park(msg, env, attempts, f"cannot decode: {undecodable}")
             return
         try:
             async with self._heartbeat(msg):
                 await self.actor.handle(event, env, Reaction(self.ctx, env))
-        except Exception as exc:
+        except Exception as caught:
+            failure = _unwrap(caught)  # the heartbeat's task group wraps what the handler raised
             self.stats.failed += 1
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = f"{type(failure).__name__}: {failure}"
             if attempts >= self.actor.max_attempts:
                 await self._park(msg, env, attempts, reason)
                 return
@@ -413,6 +425,7 @@ class ActorRunner:
                 error=reason,
             )
             await msg.nak(delay=delay)
+            self._moved()
             return
         except BaseException:
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
@@ -420,6 +433,7 @@ class ActorRunner:
             raise
         await msg.ack()
         self.stats.handled += 1
+        self._moved()
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, msg: Msg) -> AsyncIterator[None]:
@@ -463,6 +477,7 @@ class ActorRunner:
         )
         await msg.term()
         self.stats.parked += 1
+        self._moved()
         self.log.error(
             "event_parked",
             event_type=parked.event_type,
@@ -471,6 +486,12 @@ class ActorRunner:
             attempts=attempts,
             reason=reason,
         )
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _msg_uuid(msg: Msg) -> UUID | None:
