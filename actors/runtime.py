@@ -350,7 +350,7 @@ class ActorRunner:
                 continue
             try:
                 messages = await psub.fetch(min(free, self.config.fetch_batch), timeout=self.config.fetch_timeout_s)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats.errors.TimeoutError is one; some fetch paths raise the plain kind
                 continue
             for msg in messages:
                 self._taken()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
@@ -37,6 +38,7 @@ class TimerService:
         self._heap: list[tuple[float, UUID]] = []
         self._changed = anyio.Event()
         self._loaded = anyio.Event()
+        self._progress = anyio.Event()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         async with anyio.create_task_group() as tg:
@@ -60,6 +62,16 @@ class TimerService:
             for env in batch:
                 self._apply(env)
             self._changed.set()
+            self._moved()
+
+    async def wait_until(self, condition: Callable[[TimerService], bool]) -> None:
+        """Until `condition` holds (woken whenever timers arrive, fire or are cancelled)."""
+        while not condition(self):
+            await self._progress.wait()
+
+    def _moved(self) -> None:
+        self._progress.set()
+        self._progress = anyio.Event()
 
     def _apply(self, env: Envelope) -> None:
         match env.event:
@@ -116,7 +128,7 @@ class TimerService:
             data=scheduled.data,
         )
         try:
-            await self.store.append(
+            result = await self.store.append(
                 timer_stream(self.actor, timer_id),
                 [NewEvent(event=fired, event_id=caused_event_id(env.event_id, "fired"))],
                 expected_version=1,
@@ -124,6 +136,9 @@ class TimerService:
                 causation_id=env.event_id,
             )
         except ConcurrencyError:
-            return  # another process fired it, or it was cancelled: either way, not ours to fire
+            return  # cancelled, or fired by another process
+        if result.duplicate:
+            return  # another process fired it a moment before (the same deterministic id)
         self.fired += 1
+        self._moved()
         log.info("timer_fired", actor=self.actor, key=scheduled.key, due_at=scheduled.due_at.isoformat())

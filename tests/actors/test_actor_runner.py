@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 import anyio
 import anyio.lowlevel
 import pytest
+import structlog
 from nats.aio.client import Client as NATS
 
-from actors.runtime import ActorRunner, ConsumerSettings, Reaction, check_actor, consumer_filters
+from actors.clock import SystemClock
+from actors.runtime import ActorContext, ActorRunner, ConsumerSettings, Reaction, check_actor, consumer_filters
 from events.bus import HEADER_STREAM, ensure_stream
 from events.catalog import EventParked, LeadIngested, LeadStatusChanged, lead_stream
 from events.envelope import Envelope, envelope_encoder
@@ -203,10 +205,6 @@ def test_actor_declarations_are_checked(settings: Settings) -> None:
 
 
 async def test_a_reaction_without_a_cause_gets_fresh_ids(pg_store: PostgresEventStore, settings: Settings) -> None:
-    import structlog
-
-    from actors.clock import SystemClock
-    from actors.runtime import ActorContext
 
     ctx = ActorContext(name="echo", store=pg_store, clock=SystemClock(), settings=settings, log=structlog.get_logger())
     lead_id = uuid.uuid4()
