@@ -243,6 +243,8 @@ class ActorRunner:
         self._idle.set()
         self._slot_freed = anyio.Event()
         self._progress = anyio.Event()
+        self._fetching_done = anyio.Event()
+        self._pull_open_until = 0.0
         self._scope: anyio.CancelScope | None = None
 
     # --- the consumer ----------------------------------------------------------------------
@@ -342,20 +344,37 @@ class ActorRunner:
         self, psub: JetStreamContext.PullSubscription, mailboxes: list[MemoryObjectSendStream[Msg]]
     ) -> None:
         limit = len(mailboxes) * self.config.fetch_batch
-        while not self._stopping.is_set():
-            free = limit - self.stats.in_flight
-            if free <= 0:  # bounded: wait for a handler to finish before taking more
-                self._slot_freed = anyio.Event()
-                await self._slot_freed.wait()
-                continue
-            try:
-                messages = await psub.fetch(min(free, self.config.fetch_batch), timeout=self.config.fetch_timeout_s)
-            except TimeoutError:  # nats.errors.TimeoutError is one; some fetch paths raise the plain kind
-                continue
-            for msg in messages:
-                self._taken()
-                key = (msg.headers or {}).get(HEADER_STREAM, msg.subject)
-                await mailboxes[zlib.crc32(key.encode()) % len(mailboxes)].send(msg)
+        try:
+            while not self._stopping.is_set():
+                free = limit - self.stats.in_flight
+                if free <= 0:  # bounded: wait for a handler to finish before taking more
+                    self._slot_freed = anyio.Event()
+                    await self._slot_freed.wait()
+                    continue
+                # The server keeps this pull request open until it expires, even if we stop waiting.
+                self._pull_open_until = anyio.current_time() + self.config.fetch_timeout_s + 0.05
+                try:
+                    messages = await psub.fetch(min(free, self.config.fetch_batch), timeout=self.config.fetch_timeout_s)
+                except TimeoutError:  # nats.errors.TimeoutError is one; some fetch paths raise the plain kind
+                    continue
+                for msg in messages:
+                    self._taken()
+                    key = (msg.headers or {}).get(HEADER_STREAM, msg.subject)
+                    await mailboxes[zlib.crc32(key.encode()) % len(mailboxes)].send(msg)
+        finally:
+            self._fetching_done.set()
+
+    async def _release(self, msg: Msg) -> None:
+        """Hand a message back for another process, once no pull request of ours is still open.
+
+        Handed back earlier, the server could redeliver it straight into our own pending pull,
+        where nobody reads it any more, and it would wait out the whole ack_wait.
+        """
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            with anyio.move_on_after(self.config.fetch_timeout_s + 5):
+                await self._fetching_done.wait()
+            await anyio.sleep(max(0.0, self._pull_open_until - anyio.current_time()))
+            await msg.nak()
 
     def _taken(self) -> None:
         self.stats.in_flight += 1
@@ -373,7 +392,7 @@ class ActorRunner:
             async for msg in mailbox:
                 try:
                     if self._stopping.is_set():
-                        await msg.nak()  # not started: hand it back to another process now
+                        await self._release(msg)  # not started: hand it back to another process
                     else:
                         await self._process(msg)
                 finally:
@@ -428,8 +447,7 @@ class ActorRunner:
             self._moved()
             return
         except BaseException:
-            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await msg.nak()  # cancelled mid-way (forced stop): let another process have it now
+            await self._release(msg)  # cancelled mid-way (a forced stop): let another process have it
             raise
         await msg.ack()
         self.stats.handled += 1
