@@ -118,7 +118,7 @@ def _same(key: Any) -> Any:
 class Taken(msgspec.Struct, frozen=True, gc=False):
     """Rows to write, already serialised (a JSON array each): later changes to them do not leak in."""
 
-    new: str | None  # rows the table cannot have yet
+    new: list[tuple[Any, ...]] | None  # rows the table cannot have yet (copied in)
     changed: str | None  # rows it may have
     count: int
 
@@ -213,7 +213,7 @@ class RowSet(Generic[R]):
     def take(self) -> Taken:
         """What the next flush would write, serialised now; the rows may change on afterwards."""
         taken = Taken(
-            new=_encode_rows(list(self._new.values())) if self._new else None,
+            new=[msgspec.structs.astuple(r) for r in self._new.values()] if self._new else None,
             changed=_encode_rows(list(self._dirty.values())) if self._dirty else None,
             count=len(self._new) + len(self._dirty),
         )
@@ -234,7 +234,10 @@ class RowSet(Generic[R]):
         for COPY or for array parameters would cost Python 5-8 µs a row.
         """
         if taken.new is not None:
-            await db.conn.execute(self._write_sql(db, upsert=False), taken.new)
+            schema, name = db.location(self.table)
+            await db.conn.copy_records_to_table(
+                name, schema_name=schema, columns=list(self.table.column_names), records=taken.new
+            )
         if taken.changed is not None:
             await db.conn.execute(self._write_sql(db, upsert=True), taken.changed)
         return taken.count

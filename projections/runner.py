@@ -6,7 +6,7 @@ import asyncio
 import gc
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -83,8 +83,8 @@ def to_fact(env: Envelope) -> Fact:
     return Fact(env.position, env.recorded_at, env.event)
 
 
-def decode_facts(batch: FactBatch, start: int = 0, stop: int | None = None) -> list[tuple[str, Fact]]:
-    facts = []
+def decode_facts(batch: FactBatch, start: int, stop: int, sinks: Mapping[str, Sequence[list[Fact]]]) -> int:
+    """Decode events [start, stop) of a batch, appending each to the lists its type goes to."""
     decoders = _DECODERS
     for position, recorded_at, type_name, data in zip(
         batch.positions[start:stop],
@@ -93,15 +93,14 @@ def decode_facts(batch: FactBatch, start: int = 0, stop: int | None = None) -> l
         batch.data[start:stop],
         strict=True,
     ):
-        decoder = decoders.get(type_name)
         try:
-            event = decoder.decode(data) if decoder is not None else None
-        except msgspec.DecodeError:  # includes ValidationError
-            event = None
-        if event is None:  # the slow path, to say exactly what is wrong and where
+            event = decoders[type_name].decode(data)
+        except (KeyError, msgspec.DecodeError):  # the slow path, to say exactly what is wrong and where
             event = decode_event(type_name, data, where=f"position {position}")
-        facts.append((type_name, Fact(position, recorded_at, event)))
-    return facts
+        fact = Fact(position, recorded_at, event)
+        for sink in sinks[type_name]:
+            sink.append(fact)
+    return len(batch.positions[start:stop])
 
 
 # --- setting up and swapping tables -------------------------------------------------------------
@@ -222,15 +221,14 @@ async def rebuild(
                 for t in mine:
                     route.setdefault(t, []).append(i)
 
-            async def fold(facts: list[tuple[str, Fact]]) -> int:
+            def sinks() -> tuple[list[list[Fact]], dict[str, list[list[Fact]]]]:
                 parts: list[list[Fact]] = [[] for _ in targets]
-                for type_name, fact in facts:
-                    for i in route[type_name]:
-                        parts[i].append(fact)
+                return parts, {t: [parts[i] for i in targets_of] for t, targets_of in route.items()}
+
+            async def fold(parts: list[list[Fact]]) -> None:
                 for (p, _, db), part in zip(targets, parts, strict=True):
                     if part:
                         await p.apply(db, part)
-                return len(facts)
 
             # Rows go to the shadow tables from a task of their own, on a second connection:
             # PostgreSQL loads one slice while the next is folded.
@@ -283,7 +281,9 @@ async def rebuild(
                             # In slices, with the event loop let in between: it takes the next batches
                             # off the sockets meanwhile, so PostgreSQL never stalls on a full buffer.
                             for start in range(0, len(batch), _SLICE):
-                                applied += await fold(decode_facts(batch, start, start + _SLICE))
+                                parts, by_type = sinks()
+                                applied += decode_facts(batch, start, start + _SLICE, by_type)
+                                await fold(parts)
                                 await asyncio.sleep(0)
                             position = end
                             if sum(p.dirty() for p in projections) >= flush_rows:
@@ -297,10 +297,17 @@ async def rebuild(
                     task.cancel()
                 if gc_was_enabled:
                     gc.enable()
-            for p in projections:
-                for table in p.tables:
-                    for statement in table.index_ddl(shadow_schema(p)):
-                        await conn.execute(statement)
+            # Index builds, two at a time: each one keeps a PostgreSQL core busy on its own.
+            statements = [st for p in projections for t in p.tables for st in t.index_ddl(shadow_schema(p))]
+            limiter = anyio.CapacityLimiter(2)
+
+            async def build(statement: str) -> None:
+                async with limiter:
+                    await store.pool.execute(statement)
+
+            async with anyio.create_task_group() as builds:
+                for statement in statements:
+                    builds.start_soon(build, statement)
             position = head
 
             async with conn.transaction():
@@ -316,7 +323,12 @@ async def rebuild(
                 while True:
                     scan = await store.scan_batch(position, batch_size, wanted)
                     if scan.events:
-                        applied += await fold([(e.type, to_fact(e)) for e in scan.events])
+                        parts, by_type = sinks()
+                        for env in scan.events:
+                            for sink in by_type[env.type]:
+                                sink.append(to_fact(env))
+                        await fold(parts)
+                        applied += len(scan.events)
                     position = scan.position
                     if not scan.full:
                         break
