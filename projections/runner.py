@@ -128,6 +128,11 @@ async def create_views(conn: Conn, views: Sequence[View]) -> list[str]:
     return created
 
 
+async def _stale(conn: Conn, projection: Projection) -> bool:
+    version = await conn.fetchval("select version from touchline.projections where name = $1", projection.name)
+    return version != projection.version or not await _tables_exist(conn, projection)
+
+
 async def _tables_exist(conn: Conn, projection: Projection) -> bool:
     for table in projection.tables:
         if await conn.fetchval("select to_regclass($1)", f"{quote(table.schema)}.{quote(table.name)}") is None:
@@ -159,7 +164,7 @@ async def ensure_ready(
             return
     reason = "tables missing" if not exists else f"version {row['version'] if row else None} → {projection.version}"
     log.info("projection_rebuild_needed", projection=projection.name, reason=reason)
-    await rebuild(store, [type(projection)()], views, batch_size=batch_size)
+    await rebuild_if_stale(store, type(projection)(), views, batch_size=batch_size)
 
 
 class RebuildProgress(msgspec.Struct, kw_only=True):
@@ -189,6 +194,36 @@ async def rebuild(
     flush_rows: int = 20_000,
     progress: Callable[[RebuildProgress], None] | None = None,
 ) -> RebuildReport:
+    """Rebuild from position zero into shadow tables, then swap them in atomically (see `_rebuild`)."""
+    report = await _rebuild(
+        store, projections, views, batch_size=batch_size, flush_rows=flush_rows, progress=progress, if_stale=False
+    )
+    assert report is not None
+    return report
+
+
+async def rebuild_if_stale(
+    store: PostgresEventStore, projection: Projection, views: Sequence[View], *, batch_size: int = 10_000
+) -> RebuildReport | None:
+    """Rebuild unless, once this process holds the rebuild lock, the projection is current after all.
+
+    Several processes starting a new version at once rebuild it once; the others find it done.
+    """
+    return await _rebuild(
+        store, [projection], views, batch_size=batch_size, flush_rows=20_000, progress=None, if_stale=True
+    )
+
+
+async def _rebuild(
+    store: PostgresEventStore,
+    projections: Sequence[Projection],
+    views: Sequence[View],
+    *,
+    batch_size: int,
+    flush_rows: int,
+    progress: Callable[[RebuildProgress], None] | None,
+    if_stale: bool,
+) -> RebuildReport | None:
     """Rebuild from position zero into shadow tables, then swap them in atomically.
 
     The live tables keep serving (and their runners keep folding) until the swap, a short
@@ -203,6 +238,8 @@ async def rebuild(
     try:
         for p in sorted(projections, key=lambda p: p.name):  # one rebuild of a projection at a time
             await lock_conn.execute("select pg_advisory_lock($1, hashtext($2))", _REBUILD_LOCK >> 32, p.name)
+        if if_stale and not [p for p in projections if await _stale(lock_conn, p)]:
+            return None
         async with store.pool.acquire() as conn:
             for p in projections:
                 schema = quote(shadow_schema(p))

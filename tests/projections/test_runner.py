@@ -31,7 +31,7 @@ from projections.bench import fill_log
 from projections.campaigns import CampaignsProjection
 from projections.leads import LeadsProjection
 from projections.model import Db, Fact, Projection, RowSet, Table, View
-from projections.runner import ProjectionWorker, all_views, projection_status, rebuild
+from projections.runner import ProjectionWorker, all_views, projection_status, rebuild, rebuild_if_stale
 from projections.touch_runs import TouchRunsProjection
 from tests.projections.helpers import caught_up, every_projection, running, snapshot
 
@@ -314,3 +314,20 @@ async def test_a_worker_without_its_tables_is_clear_about_it(pg_store: PostgresE
     async with running(pg_store, [LeadsProjection()]) as workers:
         await caught_up(pg_store, workers)
     assert await pg_store.pool.fetchval("select count(*) from public.leads") == 1
+
+
+async def test_processes_starting_a_new_version_together_rebuild_it_once(pg_store: PostgresEventStore) -> None:
+    await ingest(pg_store, 3)
+    async with running(pg_store, [LeadsProjection()]) as workers:
+        await caught_up(pg_store, workers)
+    reports: list[object] = []
+
+    async def start_v2() -> None:
+        reports.append(await rebuild_if_stale(pg_store, LeadsV2(), all_views(every_projection())))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(start_v2)
+    assert sum(r is not None for r in reports) == 1
+    assert await pg_store.pool.fetchval("select version from touchline.projections where name = 'leads'") == 2
+    assert await pg_store.pool.fetchval("select count(*) from public.leads") == 3
