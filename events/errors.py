@@ -124,6 +124,23 @@ class EmbeddedServerError(TouchlineError):
     """An embedded PostgreSQL or NATS server could not be started or stopped."""
 
 
+# --- commands ------------------------------------------------------------------------------
+
+
+class CommandRejected(TouchlineError):
+    """A command was refused before anything was appended: it says which field and why."""
+
+    def __init__(self, command: str, message: str, *, field: str | None = None) -> None:
+        self.command = command
+        self.field = field
+        self.reason = message
+        super().__init__(f"{command}: {field + ': ' if field else ''}{message}")
+
+
+class NotFound(CommandRejected):
+    """The command names something this account does not have (or another account's)."""
+
+
 # --- providers and gateways (filled in by later parts) -------------------------------------
 
 

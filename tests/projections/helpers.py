@@ -47,7 +47,12 @@ async def running(
 
 
 async def caught_up(store: PostgresEventStore, workers: Sequence[ProjectionWorker]) -> None:
-    head = await store.head_position()
+    """Until the workers have folded everything committed so far.
+
+    Not `head_position()`: that is the safe horizon, which an open transaction (another worker's)
+    can hold below events already committed, and the workers would seem done too early.
+    """
+    head = int(await store.pool.fetchval("select coalesce(max(position), 0) from touchline.events"))
     with anyio.fail_after(20):
         for w in workers:
             await w.wait_position(head)
