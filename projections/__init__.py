@@ -5,10 +5,16 @@ from __future__ import annotations
 from projections.campaigns import CampaignsProjection
 from projections.leads import LeadsProjection
 from projections.model import Projection
+from projections.org_settings import OrgSettingsProjection
 from projections.touch_runs import TouchRunsProjection
 
 # Every read model `touchline up` keeps and `touchline projections` knows, by name.
-ALL_PROJECTIONS: tuple[type[Projection], ...] = (LeadsProjection, CampaignsProjection, TouchRunsProjection)
+ALL_PROJECTIONS: tuple[type[Projection], ...] = (
+    LeadsProjection,
+    CampaignsProjection,
+    TouchRunsProjection,
+    OrgSettingsProjection,
+)
 
 
 def projection_classes(names: list[str] | None = None) -> list[type[Projection]]:

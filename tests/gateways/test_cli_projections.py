@@ -36,20 +36,20 @@ def _fill(database_url: str, events: int) -> None:
 def test_status_before_anything_ran_says_not_started(database_url: str) -> None:
     code, out, _ = invoke(database_url, "projections", "status")
     assert code == 0
-    for name in ("leads", "campaigns", "touch_runs"):
+    for name in ("leads", "campaigns", "touch_runs", "org_settings"):
         assert name in out
-    assert out.count("not started") == 3
+    assert out.count("not started") == 4
 
 
 def test_rebuild_then_status_is_live_with_no_lag(database_url: str) -> None:
     _fill(database_url, 1500)
     code, out, err = invoke(database_url, "projections", "rebuild", "--all")
     assert code == 0, err
-    assert "rebuilt leads, campaigns, touch_runs" in out and "swapped in" in out and "events/s" in out
+    assert "rebuilt leads, campaigns, touch_runs, org_settings" in out and "swapped in" in out and "events/s" in out
     code, out, _ = invoke(database_url, "projections", "status", "--json")
     assert code == 0
     statuses = [json.loads(line) for line in out.splitlines()]
-    assert {s["name"] for s in statuses} == {"leads", "campaigns", "touch_runs"}
+    assert {s["name"] for s in statuses} == {"leads", "campaigns", "touch_runs", "org_settings"}
     assert all(s["state"] == "live" and s["lag"] == 0 and s["position"] > 0 for s in statuses)
     code, out, _ = invoke(database_url, "sql", "select count(*) from public.touch_runs")
     assert code == 0 and "(1 row)" in out
@@ -102,7 +102,12 @@ def test_rebuild_one_projection_leaves_the_others(database_url: str) -> None:
     assert "rebuilt leads: 2 events" in out
     code, out, _ = invoke(database_url, "projections", "status", "--json")
     states = {json.loads(line)["name"]: json.loads(line)["state"] for line in out.splitlines()}
-    assert states == {"leads": "live", "campaigns": "not started", "touch_runs": "not started"}
+    assert states == {
+        "leads": "live",
+        "campaigns": "not started",
+        "touch_runs": "not started",
+        "org_settings": "not started",
+    }
 
 
 def test_bench_projections_prints_rebuild_beside_raw_read(database_url: str) -> None:

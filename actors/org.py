@@ -1,0 +1,117 @@
+"""Org settings commands (onboarding): identity, contact and LeadGen routing, checked and appended."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+from uuid import UUID
+
+import msgspec
+
+from events.catalog import Event, LeadgenRouting, LeadgenRoutingSet, OrgSettingsUpdated, org_stream
+from events.errors import CommandRejected
+from events.store import EventStore
+
+_EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
+_E164: Final = re.compile(r"^\+[1-9]\d{7,14}$")
+_VERTICAL: Final = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+
+
+class OrgState(msgspec.Struct, kw_only=True):
+    account_id: UUID
+    business_name: str | None = None
+    contact_email: str | None = None
+    contact_phone: str | None = None
+    contact_whatsapp: str | None = None
+    vertical: str = "car_dealer"
+    leadgen_routing: LeadgenRouting | None = None
+    version: int = 0
+
+    @property
+    def routing_active(self) -> bool:
+        return bool(self.leadgen_routing and self.leadgen_routing.active)
+
+
+def fold_org(account_id: UUID, events: list[Event]) -> OrgState:
+    state = OrgState(account_id=account_id, version=len(events))
+    for event in events:
+        match event:
+            case OrgSettingsUpdated():
+                state.business_name = event.business_name
+                state.contact_email = event.contact_email
+                state.contact_phone = event.contact_phone
+                state.contact_whatsapp = event.contact_whatsapp
+                state.vertical = event.vertical
+            case LeadgenRoutingSet(leadgen_routing=routing):
+                state.leadgen_routing = routing
+    return state
+
+
+def check_routing(command: str, routing: LeadgenRouting) -> LeadgenRouting:
+    """The spec's rule (also a CHECK constraint on the read model): radius 1 to 50; active needs an address."""
+    if not 1 <= routing.radius_miles <= 50:
+        raise CommandRejected(command, f"must be 1 to 50, got {routing.radius_miles}", field="radius_miles")
+    address = (routing.dealer_address or "").strip() or None
+    if routing.active and address is None:
+        raise CommandRejected(command, "routing cannot be active without a dealer address", field="dealer_address")
+    city = (routing.city_fallback or "").strip().lower() or None
+    return LeadgenRouting(
+        dealer_address=address, radius_miles=routing.radius_miles, city_fallback=city, active=routing.active
+    )
+
+
+class OrgSettings:
+    """The org settings commands of one store."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    async def get(self, account_id: UUID) -> OrgState:
+        envelopes = await self.store.read_stream(org_stream(account_id))
+        return fold_org(account_id, [e.event for e in envelopes])
+
+    async def update(
+        self,
+        account_id: UUID,
+        *,
+        business_name: str,
+        contact_email: str,
+        contact_phone: str | None = None,
+        contact_whatsapp: str | None = None,
+        vertical: str = "car_dealer",
+    ) -> OrgState:
+        command = "settings.update"
+        name = business_name.strip()
+        if not name:
+            raise CommandRejected(command, "is required", field="business_name")
+        if len(name) > 200:
+            raise CommandRejected(command, "is longer than 200 characters", field="business_name")
+        email = contact_email.strip().lower()
+        if not _EMAIL.match(email):
+            raise CommandRejected(command, f"{contact_email!r} is not an email address", field="contact_email")
+        phones = {}
+        for field, value in (("contact_phone", contact_phone), ("contact_whatsapp", contact_whatsapp)):
+            number = re.sub(r"[\s().-]", "", value or "") or None
+            if number is not None and not _E164.match(number):
+                raise CommandRejected(command, f"{value!r} is not an E.164 number (e.g. +13055550100)", field=field)
+            phones[field] = number
+        if not _VERTICAL.match(vertical):
+            raise CommandRejected(command, f"{vertical!r}: use lower-case letters, digits and _", field="vertical")
+        state = await self.get(account_id)
+        event = OrgSettingsUpdated(
+            account_id=account_id,
+            business_name=name,
+            contact_email=email,
+            contact_phone=phones["contact_phone"],
+            contact_whatsapp=phones["contact_whatsapp"],
+            vertical=vertical,
+        )
+        await self.store.append(org_stream(account_id), [event], expected_version=state.version)
+        return await self.get(account_id)
+
+    async def set_routing(self, account_id: UUID, routing: LeadgenRouting) -> OrgState:
+        checked = check_routing("settings.routing", routing)
+        state = await self.get(account_id)
+        event = LeadgenRoutingSet(account_id=account_id, leadgen_routing=checked)
+        await self.store.append(org_stream(account_id), [event], expected_version=state.version)
+        return await self.get(account_id)
