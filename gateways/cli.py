@@ -22,10 +22,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from actors.campaigns import Campaigns, CampaignState, StepSpec
+from actors.org import OrgSettings, OrgState
 from actors.runtime import ActorRunner
 from actors.supervisor import Supervisor
 from events.bench import run_log_bench
 from events.bus import connect as connect_bus
+from events.catalog import LeadgenRouting
 from events.envelope import Envelope, envelope_encoder
 from events.errors import DatabaseUnavailable, TouchlineError
 from events.migrate import migrate
@@ -53,6 +56,12 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(bench_app, name="bench")
 projections_app = typer.Typer(help="Read models: their checkpoints and health, and rebuilds.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
+campaigns_app = typer.Typer(help="Outbound campaigns: list, create, switch on and off.", no_args_is_help=True)
+app.add_typer(campaigns_app, name="campaigns")
+settings_app = typer.Typer(help="Org settings: identity, contact and LeadGen routing.", no_args_is_help=True)
+app.add_typer(settings_app, name="settings")
+
+Account = Annotated[str, typer.Option("--account", help="The account (tenant) uuid")]
 
 DataDir = Annotated[
     Path | None,
@@ -575,6 +584,198 @@ def bench_projections(
     for qualified, rows in result["rows"].items():
         table.add_row(f"rows in {qualified}", f"{rows:,}", "", "")
     out.print(table)
+
+
+# --- campaigns -----------------------------------------------------------------------------------
+
+
+def _parse_step(number: int, text: str) -> StepSpec:
+    """`CHANNEL[:DELAY_MINUTES[:TEMPLATE]]`, e.g. `sms`, `voice:60`, `whatsapp:1440:follow_up_v1`."""
+    parts = text.split(":", 2)
+    try:
+        delay = int(parts[1]) if len(parts) > 1 and parts[1] else 0
+    except ValueError:
+        raise typer.BadParameter(f"step {number} {text!r}: the delay must be whole minutes") from None
+    return StepSpec(
+        step=number,
+        channel=parts[0].strip().lower(),
+        delay_minutes=delay,
+        template=(parts[2] if len(parts) > 2 else None),
+    )
+
+
+def _campaign_command(main: Callable[[Campaigns], Awaitable[T]], data_dir: Path | None) -> T:
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def run() -> T:
+        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+            return await main(Campaigns(store))
+
+    return _run(run)
+
+
+@campaigns_app.command("list")
+def campaigns_list(account: Account, data_dir: DataDir = None) -> None:
+    """The account's outbound campaigns (LeadGen programs are not campaigns: see the programs)."""
+    account_id = _uuid_option("--account", account)
+    states = _campaign_command(lambda c: c.all(account_id), data_dir)
+    table = Table("campaign_key", "name", "status", "steps", "id")
+    for st in states:
+        steps = ", ".join(f"{s.step}:{s.channel}+{s.delay_minutes}m" for s in st.steps)
+        table.add_row(
+            st.campaign_key, st.name, "[green]active[/]" if st.is_active else "paused", steps, str(st.campaign_id)
+        )
+    out.print(table)
+    out.print(f"({len(states)} campaign{'s' if len(states) != 1 else ''})")
+
+
+@campaigns_app.command("create")
+def campaigns_create(
+    account: Account,
+    key: Annotated[str, typer.Option("--key", help="campaign_key, e.g. autos_outbound_miami")],
+    name: Annotated[str, typer.Option("--name", help="What operators call it")],
+    step: Annotated[list[str], typer.Option("--step", help="CHANNEL[:DELAY_MINUTES[:TEMPLATE]], in order; repeat")],
+    allow_concurrent: Annotated[bool, typer.Option(help="Leads may be in another campaign at the same time")] = False,
+    activate: Annotated[bool, typer.Option("--activate", help="Switch it on right away")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a campaign (paused unless --activate)."""
+    account_id = _uuid_option("--account", account)
+    steps = [_parse_step(i, text) for i, text in enumerate(step, 1)]
+
+    async def main(campaigns: Campaigns) -> CampaignState:
+        state = await campaigns.create(
+            account_id, campaign_key=key, name=name, steps=steps, allow_concurrent=allow_concurrent
+        )
+        if activate:
+            await campaigns.activate(account_id, state.campaign_id)
+        return state
+
+    state = _campaign_command(main, data_dir)
+    out.print(f"created {state.campaign_key} ({state.campaign_id}), {'active' if activate else 'paused'}")
+
+
+def _toggle(account: str, campaign: str, data_dir: Path | None, *, on: bool) -> None:
+    account_id = _uuid_option("--account", account)
+    campaign_id = _uuid_option("CAMPAIGN_ID", campaign)
+
+    async def main(campaigns: Campaigns) -> bool:
+        if on:
+            return await campaigns.activate(account_id, campaign_id, reason="cli")
+        return await campaigns.pause(account_id, campaign_id, reason="cli")
+
+    changed = _campaign_command(main, data_dir)
+    word = "activated" if on else "paused"
+    out.print(f"{word} {campaign_id}" if changed else f"{campaign_id} was already {'active' if on else 'paused'}")
+
+
+@campaigns_app.command("activate")
+def campaigns_activate(
+    campaign: Annotated[str, typer.Argument(help="Campaign id")], account: Account, data_dir: DataDir = None
+) -> None:
+    """Switch a campaign on (is_active = true)."""
+    _toggle(account, campaign, data_dir, on=True)
+
+
+@campaigns_app.command("pause")
+def campaigns_pause(
+    campaign: Annotated[str, typer.Argument(help="Campaign id")], account: Account, data_dir: DataDir = None
+) -> None:
+    """Switch a campaign off (is_active = false)."""
+    _toggle(account, campaign, data_dir, on=False)
+
+
+@campaigns_app.command("pause-all")
+def campaigns_pause_all(account: Account, data_dir: DataDir = None) -> None:
+    """Pause every running campaign of the account at once (one event each, one correlation id)."""
+    account_id = _uuid_option("--account", account)
+    paused = _campaign_command(lambda c: c.pause_all(account_id, reason="cli: pause all running"), data_dir)
+    out.print(f"paused {len(paused)} campaign{'s' if len(paused) != 1 else ''}" + "".join(f"\n  {p}" for p in paused))
+
+
+# --- settings ------------------------------------------------------------------------------------
+
+
+@settings_app.command("show")
+def settings_show(
+    account: Account, as_json: Annotated[bool, typer.Option("--json")] = False, data_dir: DataDir = None
+) -> None:
+    """The account's org settings and LeadGen routing, as the log has them."""
+    account_id = _uuid_option("--account", account)
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def main() -> OrgState:
+        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+            return await OrgSettings(store).get(account_id)
+
+    state = _run(main)
+    if as_json:
+        print(json.dumps(msgspec.to_builtins(state)))
+        return
+    table = Table("setting", "value")
+    for field in ("business_name", "contact_email", "contact_phone", "contact_whatsapp", "vertical"):
+        table.add_row(field, _cell(getattr(state, field)))
+    routing = state.leadgen_routing
+    table.add_row(
+        "leadgen_routing", json.dumps(msgspec.to_builtins(routing)) if routing else "∅ (not set: LeadGen cannot start)"
+    )
+    out.print(table)
+
+
+@settings_app.command("set")
+def settings_set(
+    account: Account,
+    business_name: Annotated[str | None, typer.Option(help="Business name (required the first time)")] = None,
+    contact_email: Annotated[str | None, typer.Option(help="Primary contact email (required the first time)")] = None,
+    contact_phone: Annotated[str | None, typer.Option(help="E.164, e.g. +13055550100")] = None,
+    contact_whatsapp: Annotated[str | None, typer.Option(help="E.164")] = None,
+    vertical: Annotated[str | None, typer.Option(help="Default car_dealer")] = None,
+    dealer_address: Annotated[str | None, typer.Option(help="LeadGen routing: the dealer's address")] = None,
+    radius_miles: Annotated[int | None, typer.Option(help="LeadGen routing: 1 to 50")] = None,
+    city_fallback: Annotated[str | None, typer.Option(help="LeadGen routing: city when no address match")] = None,
+    routing_active: Annotated[bool | None, typer.Option("--routing-active/--routing-inactive")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Change org settings and/or LeadGen routing; what is not given stays as it is."""
+    account_id = _uuid_option("--account", account)
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+    identity = (business_name, contact_email, contact_phone, contact_whatsapp, vertical)
+    routing_given = (dealer_address, radius_miles, city_fallback, routing_active)
+    if all(v is None for v in identity + routing_given):
+        err.print("[bold red]error:[/] nothing to set: give at least one option (see --help)")
+        raise typer.Exit(2)
+
+    async def main() -> OrgState:
+        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+            org = OrgSettings(store)
+            state = await org.get(account_id)
+            if any(v is not None for v in identity):
+                state = await org.update(
+                    account_id,
+                    business_name=business_name if business_name is not None else state.business_name or "",
+                    contact_email=contact_email if contact_email is not None else state.contact_email or "",
+                    contact_phone=contact_phone if contact_phone is not None else state.contact_phone,
+                    contact_whatsapp=contact_whatsapp if contact_whatsapp is not None else state.contact_whatsapp,
+                    vertical=vertical or state.vertical,
+                )
+            if any(v is not None for v in routing_given):
+                current = state.leadgen_routing or LeadgenRouting()
+                state = await org.set_routing(
+                    account_id,
+                    LeadgenRouting(
+                        dealer_address=dealer_address if dealer_address is not None else current.dealer_address,
+                        radius_miles=radius_miles if radius_miles is not None else current.radius_miles,
+                        city_fallback=city_fallback if city_fallback is not None else current.city_fallback,
+                        active=routing_active if routing_active is not None else current.active,
+                    ),
+                )
+            return state
+
+    state = _run(main)
+    out.print(f"saved settings of {account_id}" + (" (LeadGen routing active)" if state.routing_active else ""))
 
 
 def main() -> None:
