@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from actors.cadence import CadenceRunner
+from actors.orchestrator import TouchOrchestrator
 from actors.runtime import Actor
 
-# Every actor kind `touchline up` runs, each also a role of its own (`--role <name>`). The
-# domain actors (orchestrator, cadence, dispatch, hunter, voice sessions, Command OS) register
-# here as they are built.
-ALL_ACTORS: tuple[type[Actor], ...] = ()
+# Every actor kind `touchline up` runs, each also a role of its own (`--role <name>`). The other
+# domain actors (dispatch, hunter, voice sessions, Command OS) register here as they are built.
+ALL_ACTORS: tuple[type[Actor], ...] = (CadenceRunner, TouchOrchestrator)
 
 __all__ = ["ALL_ACTORS", "Actor"]

@@ -46,6 +46,7 @@ class CampaignState(msgspec.Struct, kw_only=True):
     is_active: bool
     steps: list[CampaignStep]
     version: int
+    allow_concurrent: bool = False
 
 
 def fold_campaign(events: Sequence[Event], version: int) -> CampaignState | None:
@@ -61,6 +62,7 @@ def fold_campaign(events: Sequence[Event], version: int) -> CampaignState | None
                     is_active=False,
                     steps=list(event.steps),
                     version=0,
+                    allow_concurrent=event.allow_concurrent,
                 )
             case CampaignActivated() if state is not None:
                 state.is_active = True

@@ -12,6 +12,7 @@ from events.catalog.actor import (
     timer_stream,
 )
 from events.catalog.base import Event, event_type
+from events.catalog.cadence import LeadEnrolled, LeadUnenrolled, enrollment_stream
 from events.catalog.call import (
     BargeIn,
     CallAnswered,
@@ -107,6 +108,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     TimerScheduled,
     TimerFired,
     TimerCancelled,
+    LeadEnrolled,
+    LeadUnenrolled,
 )
 
 __all__ = [
@@ -131,11 +134,13 @@ __all__ = [
     "EventParked",
     "HandoffRequested",
     "LeadContactInvalid",
+    "LeadEnrolled",
     "LeadIngested",
     "LeadReplied",
     "LeadStateChanged",
     "LeadStatusChanged",
     "LeadSuppressed",
+    "LeadUnenrolled",
     "LeadgenRouting",
     "LeadgenRoutingSet",
     "MediaStreamStarted",
@@ -159,6 +164,7 @@ __all__ = [
     "call_stream",
     "campaign_stream",
     "crawl_task_stream",
+    "enrollment_stream",
     "event_type",
     "lead_stream",
     "operator_command_stream",

@@ -1,0 +1,194 @@
+"""The cadence runner (the spec's run-cadence): eligible new leads enter their account's active campaign."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from uuid import UUID
+
+import msgspec
+
+from actors.campaigns import CampaignState, fold_campaign
+from actors.runtime import Actor, ActorContext, Reaction
+from events.catalog import (
+    CampaignActivated,
+    CampaignCreated,
+    CampaignPaused,
+    CampaignStepsReplaced,
+    Event,
+    LeadEnrolled,
+    LeadIngested,
+    LeadReplied,
+    LeadStateChanged,
+    LeadStatusChanged,
+    LeadSuppressed,
+    LeadUnenrolled,
+    campaign_stream,
+    enrollment_stream,
+    lead_stream,
+)
+from events.envelope import Envelope
+from events.errors import ConcurrencyError
+from events.store import NO_STREAM, EventFilter, EventStore
+
+# Statuses that take a lead out of its cadence: it answered, or must not be contacted.
+_LEAVES_CADENCE = frozenset({"replied", "qualified", "suppressed", "closed"})
+
+
+class LeadView(msgspec.Struct, kw_only=True):
+    """A lead as its stream says it is: what scheduling and send windows need."""
+
+    lead_id: UUID
+    account_id: UUID
+    status: str = "new"
+    lead_state: str = "cold"
+    phone: str | None = None
+    email: str | None = None
+    city: str | None = None
+    country: str | None = "US"
+    longitude: float | None = None
+    invalid_channels: frozenset[str] = frozenset()
+
+    def ineligible(self) -> str | None:
+        """Why the spec's run-cadence would not schedule this lead; None when it would."""
+        if self.status == "suppressed":
+            return "suppressed"
+        if self.status != "new":
+            return f"status is {self.status!r}, not 'new'"
+        if not self.phone:
+            return "no phone"
+        if self.lead_state == "dead":
+            return "lead_state is 'dead'"
+        return None
+
+
+def fold_lead(events: list[Event]) -> LeadView | None:
+    view: LeadView | None = None
+    for event in events:
+        match event:
+            case LeadIngested() if view is None:
+                view = LeadView(
+                    lead_id=event.lead_id,
+                    account_id=event.account_id,
+                    phone=event.phone,
+                    email=event.email,
+                    city=event.city,
+                    country=event.country,
+                    longitude=event.longitude,
+                )
+            case LeadStatusChanged(status=status) if view is not None and view.status != "suppressed":
+                view.status = status
+            case LeadStateChanged(lead_state=state) if view is not None:
+                view.lead_state = state
+            case LeadSuppressed() if view is not None:
+                view.status = "suppressed"
+            case LeadReplied() if view is not None and view.status in ("new", "contacted"):
+                view.status = "replied"
+    return view
+
+
+async def load_lead(store: EventStore, lead_id: UUID) -> LeadView | None:
+    return fold_lead([e.event for e in await store.read_stream(lead_stream(lead_id))])
+
+
+class CadenceRunner(Actor):
+    """Puts each eligible new lead into its account's active outbound campaign, and takes it out
+    when it replies, is suppressed, dies or leaves 'new' for good.
+
+    A lead is in at most one exclusive campaign at a time (the first active one by
+    campaign_key); campaigns that allow it (`allow_concurrent`) take it as well. Enrollment ids
+    derive from the ingest event, so a replay or a second process enrolls nobody twice.
+    """
+
+    name = "cadence"
+    handles: ClassVar[tuple[type[Event], ...]] = (
+        LeadIngested,
+        LeadStatusChanged,
+        LeadStateChanged,
+        LeadSuppressed,
+        LeadReplied,
+        CampaignCreated,
+        CampaignActivated,
+        CampaignPaused,
+        CampaignStepsReplaced,
+    )
+
+    def __init__(self) -> None:
+        self.campaigns: dict[UUID, CampaignState] = {}
+
+    async def start(self, ctx: ActorContext) -> None:
+        streams: dict[str, list[Event]] = {}
+        async for batch in ctx.store.read_all(0, filter=EventFilter(category="campaign")):
+            for env in batch:
+                streams.setdefault(env.stream_id, []).append(env.event)
+        self.campaigns = {}
+        for events in streams.values():
+            state = fold_campaign(events, len(events))
+            if state is not None:
+                self.campaigns[state.campaign_id] = state
+
+    async def handle(self, event: Event, env: Envelope, reaction: Reaction) -> None:
+        match event:
+            case CampaignCreated() | CampaignActivated() | CampaignPaused() | CampaignStepsReplaced():
+                await self._refresh(reaction, event.campaign_id)
+            case LeadIngested():
+                await self._enroll(reaction, event.lead_id)
+            case LeadReplied():
+                await self._leave(reaction, event.lead_id, event.account_id, "replied")
+            case LeadSuppressed():
+                await self._leave(reaction, event.lead_id, event.account_id, "suppressed")
+            case LeadStateChanged(lead_state="dead"):
+                await self._leave(reaction, event.lead_id, event.account_id, "lead_state dead")
+            case LeadStatusChanged(status=status) if status in _LEAVES_CADENCE:
+                await self._leave(reaction, event.lead_id, event.account_id, f"status {status}")
+
+    async def _refresh(self, reaction: Reaction, campaign_id: UUID) -> None:
+        envelopes = await reaction.ctx.store.read_stream(campaign_stream(campaign_id))
+        state = fold_campaign([e.event for e in envelopes], len(envelopes))
+        if state is not None:
+            self.campaigns[campaign_id] = state
+
+    def _active(self, account_id: UUID) -> list[CampaignState]:
+        active = [c for c in self.campaigns.values() if c.account_id == account_id and c.is_active]
+        exclusive = sorted((c for c in active if not c.allow_concurrent), key=lambda c: c.campaign_key)[:1]
+        return exclusive + [c for c in active if c.allow_concurrent]
+
+    async def _enroll(self, reaction: Reaction, lead_id: UUID) -> None:
+        lead = await load_lead(reaction.ctx.store, lead_id)
+        if lead is None:
+            return
+        if (why := lead.ineligible()) is not None:
+            reaction.ctx.log.info("cadence_not_eligible", lead_id=str(lead_id), reason=why)
+            return
+        campaigns = self._active(lead.account_id)
+        if not campaigns:
+            reaction.ctx.log.info("cadence_no_active_campaign", lead_id=str(lead_id), account_id=str(lead.account_id))
+            return
+        for campaign in campaigns:
+            enrolled = LeadEnrolled(
+                lead_id=lead_id,
+                account_id=lead.account_id,
+                campaign_id=campaign.campaign_id,
+                enrolled_at=reaction.ctx.clock.now(),
+            )
+            try:
+                await reaction.emit(
+                    enrollment_stream(lead_id, campaign.campaign_id),
+                    [enrolled],
+                    expected_version=NO_STREAM,
+                    key=f"enroll:{campaign.campaign_id}",
+                )
+            except ConcurrencyError:
+                continue  # already in it
+
+    async def _leave(self, reaction: Reaction, lead_id: UUID, account_id: UUID, reason: str) -> None:
+        for campaign in [c for c in self.campaigns.values() if c.account_id == account_id]:
+            stream = enrollment_stream(lead_id, campaign.campaign_id)
+            if await reaction.ctx.store.stream_version(stream) != 1:
+                continue  # never enrolled, or already out
+            left = LeadUnenrolled(
+                lead_id=lead_id, account_id=account_id, campaign_id=campaign.campaign_id, reason=reason
+            )
+            try:
+                await reaction.emit(stream, [left], expected_version=1, key=f"leave:{campaign.campaign_id}")
+            except ConcurrencyError:
+                continue

@@ -1,0 +1,115 @@
+"""The touch orchestrator (the spec's touch-orchestrator-v7): an enrollment's steps become touch runs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import ClassVar, Final
+from uuid import UUID
+
+from actors.cadence import load_lead
+from actors.campaigns import fold_campaign
+from actors.runtime import Actor, Reaction
+from actors.send_window import lead_zone, next_allowed
+from events.catalog import (
+    Event,
+    LeadEnrolled,
+    LeadUnenrolled,
+    TouchRunScheduled,
+    TouchRunSkipped,
+    campaign_stream,
+    touch_stream,
+)
+from events.envelope import Envelope
+from events.errors import ConcurrencyError
+from events.store import NO_STREAM
+from gateways.elastic import elastic_env
+
+VERSION: Final = "touch-orchestrator-v7"
+_TOUCH_RUNS: Final = uuid.UUID("6f0f4d1e-3c53-4f0e-9a51-0d1b7e3c2a10")
+
+
+def touch_run_id(lead_id: UUID, campaign_id: UUID, step: int) -> UUID:
+    """One touch run per (lead, campaign, step), ever: the id says so, so nothing schedules it twice."""
+    return uuid.uuid5(_TOUCH_RUNS, f"{lead_id}:{campaign_id}:{step}")
+
+
+class TouchOrchestrator(Actor):
+    """Schedules a touch run per campaign step when a lead is enrolled, and skips the ones still
+    waiting when it leaves.
+
+    A step's delay counts from the enrollment; calls and texts then wait for the send window
+    where the lead is (08:00 to 21:00). Email steps are skipped while email is not configured
+    (EMAIL_READY false), logged once per (campaign, step) as the spec's
+    `ORCH_EMAIL_DISABLED_MISSING_ELASTIC_ENV`.
+    """
+
+    name = "touch_orchestrator"
+    handles: ClassVar[tuple[type[Event], ...]] = (LeadEnrolled, LeadUnenrolled)
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.email_ready = elastic_env(env).email_ready
+        self._reported: set[tuple[UUID, int]] = set()
+
+    async def handle(self, event: Event, env: Envelope, reaction: Reaction) -> None:
+        match event:
+            case LeadEnrolled():
+                await self._schedule(reaction, event)
+            case LeadUnenrolled():
+                await self._skip_waiting(reaction, event)
+
+    async def _schedule(self, reaction: Reaction, enrolled: LeadEnrolled) -> None:
+        store = reaction.ctx.store
+        envelopes = await store.read_stream(campaign_stream(enrolled.campaign_id))
+        campaign = fold_campaign([e.event for e in envelopes], len(envelopes))
+        lead = await load_lead(store, enrolled.lead_id)
+        if campaign is None or lead is None:
+            return
+        zone = lead_zone(lead.city, lead.country, lead.longitude)
+        for step in campaign.steps:
+            if step.channel == "email" and not self.email_ready:
+                if (campaign.campaign_id, step.step) not in self._reported:
+                    self._reported.add((campaign.campaign_id, step.step))
+                    reaction.ctx.log.warning(
+                        "ORCH_EMAIL_DISABLED_MISSING_ELASTIC_ENV",
+                        campaign_id=str(campaign.campaign_id),
+                        step=step.step,
+                        version=VERSION,
+                    )
+                continue
+            due = next_allowed(enrolled.enrolled_at + timedelta(minutes=step.delay_minutes), step.channel, zone)
+            touch_id = touch_run_id(enrolled.lead_id, enrolled.campaign_id, step.step)
+            scheduled = TouchRunScheduled(
+                touch_run_id=touch_id,
+                account_id=enrolled.account_id,
+                lead_id=enrolled.lead_id,
+                campaign_id=enrolled.campaign_id,
+                step=step.step,
+                channel=step.channel,
+                scheduled_for=due,
+                scheduled_by=VERSION,
+            )
+            try:
+                await reaction.emit(
+                    touch_stream(touch_id), [scheduled], expected_version=NO_STREAM, key=f"step:{step.step}"
+                )
+            except ConcurrencyError:
+                continue  # this (lead, campaign, step) is scheduled already
+
+    async def _skip_waiting(self, reaction: Reaction, left: LeadUnenrolled) -> None:
+        envelopes = await reaction.ctx.store.read_stream(campaign_stream(left.campaign_id))
+        campaign = fold_campaign([e.event for e in envelopes], len(envelopes))
+        if campaign is None:
+            return
+        for step in campaign.steps:
+            touch_id = touch_run_id(left.lead_id, left.campaign_id, step.step)
+            skipped = TouchRunSkipped(
+                touch_run_id=touch_id, account_id=left.account_id, reason=f"lead left: {left.reason}"
+            )
+            try:
+                # Version 1: scheduled and nothing since. A touch already claimed is the dispatch
+                # engine's to settle (it checks the lead again before sending).
+                await reaction.emit(touch_stream(touch_id), [skipped], expected_version=1, key=f"skip:{step.step}")
+            except ConcurrencyError:
+                continue

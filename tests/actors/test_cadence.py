@@ -1,0 +1,124 @@
+"""Cadence runner and touch orchestrator together: enrollment, delays, send windows, email gating, stop on reply."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from nats.aio.client import Client as NATS
+from structlog.testing import capture_logs
+
+from actors.cadence import CadenceRunner
+from actors.campaigns import Campaigns, StepSpec
+from actors.clock import FakeClock
+from actors.orchestrator import TouchOrchestrator, touch_run_id
+from events.catalog import Event, LeadIngested, LeadReplied, LeadStateChanged, TouchRunScheduled, lead_stream
+from events.postgres import PostgresEventStore
+from events.settings import Settings
+from tests.actors.support import events_of, relaying, start, until, wait_for_events
+
+ACCOUNT = uuid.UUID("00000000-0000-4000-8000-0000000000a7")
+NOON_UTC = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # 07:00 in Miami, 04:00 in Los Angeles
+
+
+async def ingest(store: PostgresEventStore, city: str, phone: str | None, *, dead: bool = False) -> uuid.UUID:
+    lead_id = uuid.uuid4()
+    events: list[Event] = [
+        LeadIngested(
+            lead_id=lead_id, account_id=ACCOUNT, source="craigslist", external_id=str(lead_id.int % 10**9), city=city,
+            phone=phone,
+        )
+    ]  # fmt: skip
+    if dead:
+        events.append(LeadStateChanged(lead_id=lead_id, account_id=ACCOUNT, lead_state="dead"))
+    await store.append(lead_stream(lead_id), events)
+    return lead_id
+
+
+async def test_new_leads_get_their_campaigns_steps_in_their_send_window(
+    pg_store: PostgresEventStore, nc: NATS, settings: Settings
+) -> None:
+    clock = FakeClock(NOON_UTC)
+    campaigns = Campaigns(pg_store)
+    autos = await campaigns.create(
+        ACCOUNT,
+        campaign_key="autos_outbound_miami",
+        name="Autos Miami",
+        steps=[
+            StepSpec(step=1, channel="sms"),
+            StepSpec(step=2, channel="voice", delay_minutes=60),
+            StepSpec(step=3, channel="email", delay_minutes=120),
+            StepSpec(step=4, channel="whatsapp", delay_minutes=24 * 60),
+        ],
+    )
+    await campaigns.activate(ACCOUNT, autos.campaign_id)
+    with capture_logs() as logs:
+        async with relaying(pg_store, nc, settings) as tg:
+            cadence = await start(tg, CadenceRunner(), pg_store, nc, settings, clock=clock)
+            orchestrator = await start(tg, TouchOrchestrator(env={}), pg_store, nc, settings, clock=clock)
+            miami = await ingest(pg_store, "miami", "+13055550100")
+            la = await ingest(pg_store, "losangeles", "+13105550100")
+            await ingest(pg_store, "miami", None)  # no phone: not eligible
+            await ingest(pg_store, "miami", "+13055550101", dead=True)  # lead_state dead: not eligible
+            scheduled = await wait_for_events(pg_store, 6, "TouchRunScheduled")
+            # The lead replies: it leaves the cadence, and its waiting touches are skipped.
+            await pg_store.append(lead_stream(miami), [LeadReplied(lead_id=miami, account_id=ACCOUNT, channel="sms")])
+            skipped = await wait_for_events(pg_store, 3, "TouchRunSkipped")
+            await cadence.stop()
+            await orchestrator.stop()
+    runs: dict[tuple[uuid.UUID, int], TouchRunScheduled] = {}
+    for env in scheduled:
+        assert isinstance(env.event, TouchRunScheduled)
+        runs[(env.event.lead_id, env.event.step)] = env.event
+    assert sorted(runs) == sorted((lead, n) for lead in (miami, la) for n in (1, 2, 4))  # no email step
+    assert len(scheduled) == 6
+    # Miami (UTC-5): 07:00 is before the window → 08:00; +60 min is 08:00 sharp; +1 day 07:00 → 08:00.
+    assert runs[(miami, 1)].scheduled_for == datetime(2026, 11, 24, 13, 0, tzinfo=UTC)
+    assert runs[(miami, 2)].scheduled_for == datetime(2026, 11, 24, 13, 0, tzinfo=UTC)
+    assert runs[(miami, 4)].scheduled_for == datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
+    # Los Angeles (UTC-8): 04:00 and 05:00 wait for 08:00 there.
+    assert runs[(la, 1)].scheduled_for == datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
+    assert runs[(la, 4)].scheduled_for == datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
+    assert runs[(miami, 1)].touch_run_id == touch_run_id(miami, autos.campaign_id, 1)
+    markers = [e for e in logs if e["event"] == "ORCH_EMAIL_DISABLED_MISSING_ELASTIC_ENV"]
+    assert [(m["campaign_id"], m["step"]) for m in markers] == [(str(autos.campaign_id), 3)]  # once, not per lead
+    skipped_ids = {getattr(s.event, "touch_run_id") for s in skipped}  # noqa: B009
+    assert skipped_ids == {touch_run_id(miami, autos.campaign_id, n) for n in (1, 2, 4)}
+    enrolled = await events_of(pg_store, "LeadEnrolled")
+    assert sorted(getattr(e.event, "lead_id") for e in enrolled) == sorted([miami, la])  # noqa: B009
+    left = await events_of(pg_store, "LeadUnenrolled")
+    assert [(getattr(e.event, "lead_id"), getattr(e.event, "reason")) for e in left] == [(miami, "replied")]  # noqa: B009
+
+
+async def test_two_processes_and_a_full_replay_schedule_nothing_twice(
+    pg_store: PostgresEventStore, nc: NATS, settings: Settings
+) -> None:
+    clock = FakeClock(NOON_UTC)
+    campaigns = Campaigns(pg_store)
+    steps = [StepSpec(step=1, channel="sms"), StepSpec(step=2, channel="voice", delay_minutes=30)]
+    autos = await campaigns.create(ACCOUNT, campaign_key="autos_outbound_miami", name="Autos", steps=steps)
+    await campaigns.activate(ACCOUNT, autos.campaign_id)
+    async with relaying(pg_store, nc, settings) as tg:
+        runners = [
+            await start(tg, actor, pg_store, nc, settings, clock=clock)
+            for actor in (CadenceRunner(), CadenceRunner(), TouchOrchestrator(env={}), TouchOrchestrator(env={}))
+        ]
+        for _ in range(20):
+            await ingest(pg_store, "miami", "+13055550100")
+        await wait_for_events(pg_store, 40, "TouchRunScheduled")
+        for runner in runners:
+            await runner.stop()
+        before = await pg_store.head_position()
+        # Replay: new consumers read the whole stream again, and decide the same things again.
+        js = nc.jetstream()
+        for name in ("cadence", "touch_orchestrator"):
+            await js.delete_consumer(settings.stream_name, name)
+        cadence = await start(tg, CadenceRunner(), pg_store, nc, settings, clock=clock)
+        orchestrator = await start(tg, TouchOrchestrator(env={}), pg_store, nc, settings, clock=clock)
+        await until(cadence, lambda s: s.handled == 22)  # 20 leads ingested, the campaign's 2 events
+        await until(orchestrator, lambda s: s.handled == 20)  # 20 enrollments
+        await cadence.stop()
+        await orchestrator.stop()
+    assert await pg_store.head_position() == before
+    assert len(await events_of(pg_store, "LeadEnrolled")) == 20
+    assert len(await events_of(pg_store, "TouchRunScheduled")) == 40
