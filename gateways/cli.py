@@ -28,9 +28,9 @@ from actors.runtime import ActorRunner
 from actors.supervisor import Supervisor
 from events.bench import run_log_bench
 from events.bus import connect as connect_bus
-from events.catalog import LeadgenRouting
+from events.catalog import LeadgenRouting, enrollment_stream, lead_stream, touch_stream
 from events.envelope import Envelope, envelope_encoder
-from events.errors import DatabaseUnavailable, TouchlineError
+from events.errors import ConfigError, DatabaseUnavailable, NotFound, TouchlineError
 from events.migrate import migrate
 from events.postgres import open_postgres_store, redact_dsn
 from events.relay import OutboxRelay
@@ -60,6 +60,8 @@ campaigns_app = typer.Typer(help="Outbound campaigns: list, create, switch on an
 app.add_typer(campaigns_app, name="campaigns")
 settings_app = typer.Typer(help="Org settings: identity, contact and LeadGen routing.", no_args_is_help=True)
 app.add_typer(settings_app, name="settings")
+leads_app = typer.Typer(help="Leads: the read model, and each lead's whole history.", no_args_is_help=True)
+app.add_typer(leads_app, name="leads")
 
 Account = Annotated[str, typer.Option("--account", help="The account (tenant) uuid")]
 
@@ -776,6 +778,103 @@ def settings_set(
 
     state = _run(main)
     out.print(f"saved settings of {account_id}" + (" (LeadGen routing active)" if state.routing_active else ""))
+
+
+# --- leads ---------------------------------------------------------------------------------------
+
+_NO_LEADS_MODEL = "the leads read model is not built yet: run `touchline up` or `touchline projections rebuild leads`"
+
+
+@leads_app.command("list")
+def leads_list(
+    account: Account,
+    status: Annotated[str | None, typer.Option(help="Only leads with this status (new, contacted, ...)")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first")] = 50,
+    data_dir: DataDir = None,
+) -> None:
+    """The account's leads from `public.leads`, newest first."""
+    account_id = _uuid_option("--account", account)
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def main() -> list[asyncpg.Record]:
+        async with _database(settings) as dsn:
+            conn = await _connect(dsn)
+            try:
+                return await conn.fetch(
+                    "select id, status, lead_state, phone, city, title, price, created_at from public.leads "
+                    "where account_id = $1 and ($2::text is null or status = $2) order by created_at desc limit $3",
+                    account_id,
+                    status,
+                    limit,
+                )
+            except asyncpg.UndefinedTableError:
+                raise ConfigError(_NO_LEADS_MODEL) from None
+            finally:
+                await conn.close()
+
+    rows = _run(main)
+    table = Table("id", "status", "lead_state", "phone", "city", "title", "price", "created_at")
+    for row in rows:
+        table.add_row(*[_cell(v) for v in row])
+    out.print(table)
+    out.print(f"({len(rows)} lead{'s' if len(rows) != 1 else ''})")
+
+
+@leads_app.command("show")
+def leads_show(
+    lead: Annotated[str, typer.Argument(help="Lead id")],
+    account: Account,
+    as_json: Annotated[bool, typer.Option("--json", help="The row and the events as JSON lines")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """A lead as the read model shows it, then everything that happened to it, oldest first."""
+    account_id = _uuid_option("--account", account)
+    lead_id = _uuid_option("LEAD_ID", lead)
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def main() -> tuple[dict[str, Any], list[Envelope]]:
+        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+            try:
+                row = await store.pool.fetchrow(
+                    "select * from public.leads where id = $1 and account_id = $2", lead_id, account_id
+                )
+            except asyncpg.UndefinedTableError:
+                raise ConfigError(_NO_LEADS_MODEL) from None
+            history = await store.read_stream(lead_stream(lead_id))
+            if row is None or (history and history[0].account_id != account_id):
+                raise NotFound("leads.show", f"no lead {lead_id} in this account")
+            # Its enrollments and touch runs, each a stream of its own.
+            streams: list[str] = []
+            for r in await store.pool.fetch("select id from public.campaigns where account_id = $1", account_id):
+                streams.append(enrollment_stream(lead_id, r["id"]))
+            try:
+                for r in await store.pool.fetch("select id from public.touch_runs where lead_id = $1", lead_id):
+                    streams.append(touch_stream(r["id"]))
+            except asyncpg.UndefinedTableError:
+                pass
+            for stream in streams:
+                history += await store.read_stream(stream)
+            history.sort(key=lambda e: e.position)
+            return dict(row), history
+
+    row, history = _run(main)
+    if as_json:
+        print(json.dumps({"lead": {k: _cell(v) for k, v in row.items()}}))
+        for env in history:
+            print(envelope_encoder.encode(env).decode())
+        return
+    table = Table("field", "value")
+    for key, value in row.items():
+        table.add_row(key, _cell(value))
+    out.print(table)
+    events = Table("position", "recorded_at", "stream", "type", "data")
+    for env in history:
+        events.add_row(
+            str(env.position), f"{env.recorded_at:%Y-%m-%d %H:%M:%S}", env.stream_id, env.type, _data_without_tag(env)
+        )
+    out.print(events)
 
 
 def main() -> None:
