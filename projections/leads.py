@@ -19,6 +19,7 @@ from events.catalog import (
     LeadSuppressed,
 )
 from projections.model import Db, Fact, Projection, RowSet, Table
+from projections.views import LEAD_VIEWS
 
 LEADS = Table(
     schema="public",
@@ -114,6 +115,7 @@ class LeadsProjection(Projection):
         LeadReplied,
     )
     tables = (LEADS,)
+    views = LEAD_VIEWS
 
     def __init__(self) -> None:
         self.leads = RowSet(LEADS, LeadRow)
