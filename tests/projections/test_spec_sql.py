@@ -87,8 +87,8 @@ async def test_every_spec_query_runs_unchanged_with_the_right_answers(
     assert answer(r"as running") == [(running,)]
     top = answer(r"select lead_id, priority_score, recommended_action, effective_channel")
     assert len(top) == 10
-    scores = [row[1] for row in top]
-    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 100 for s in scores)  # type: ignore[operator]
+    scores = [int(str(row[1])) for row in top]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 100 for s in scores)
     # The runtime status view agrees with the log: every touch run was scheduled within 24 hours.
     total = await pg_store.pool.fetchval("select sum(touch_runs_24h) from public.v_campaign_runtime_status_v1")
     assert total == history["TouchRunScheduled"]
