@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.campaigns import CampaignsProjection
+from projections.inbox import InboxProjection
 from projections.leads import LeadsProjection
 from projections.model import Projection
 from projections.org_settings import OrgSettingsProjection
@@ -14,6 +15,7 @@ ALL_PROJECTIONS: tuple[type[Projection], ...] = (
     CampaignsProjection,
     TouchRunsProjection,
     OrgSettingsProjection,
+    InboxProjection,
 )
 
 

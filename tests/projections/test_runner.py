@@ -18,9 +18,11 @@ from events.catalog import (
     CampaignPaused,
     Event,
     LeadIngested,
+    LeadReplied,
     LeadStatusChanged,
     LeadSuppressed,
     TouchRunClaimed,
+    TouchRunDispatched,
     TouchRunScheduled,
     campaign_stream,
     lead_stream,
@@ -29,6 +31,7 @@ from events.catalog import (
 from events.postgres import PostgresEventStore
 from projections.bench import fill_log
 from projections.campaigns import CampaignsProjection
+from projections.inbox import InboxProjection
 from projections.leads import LeadsProjection
 from projections.model import Db, Fact, Projection, RowSet, Table, View
 from projections.runner import ProjectionWorker, all_views, projection_status, rebuild, rebuild_if_stale
@@ -331,3 +334,36 @@ async def test_processes_starting_a_new_version_together_rebuild_it_once(pg_stor
     assert sum(r is not None for r in reports) == 1
     assert await pg_store.pool.fetchval("select version from touchline.projections where name = 'leads'") == 2
     assert await pg_store.pool.fetchval("select count(*) from public.leads") == 3
+
+
+async def test_inbox_events_show_replies_in_and_touches_out(pg_store: PostgresEventStore) -> None:
+    (lead_id,) = await ingest(pg_store, 1)
+    touch = uuid.uuid4()
+    due = datetime(2026, 11, 24, 14, 5, tzinfo=UTC)
+    await pg_store.append(
+        touch_stream(touch),
+        [
+            TouchRunScheduled(
+                touch_run_id=touch, account_id=ACCOUNT, lead_id=lead_id, campaign_id=uuid.uuid4(), step=1,
+                channel="sms", scheduled_for=due,
+            ),
+            TouchRunDispatched(touch_run_id=touch, account_id=ACCOUNT, provider="twilio", provider_message_id="SM1"),
+        ],
+    )  # fmt: skip
+    await pg_store.append(
+        lead_stream(lead_id),
+        [LeadReplied(lead_id=lead_id, account_id=ACCOUNT, channel="sms", body="Still available?", received_at=due)],
+    )
+    projections: list[Projection] = [LeadsProjection(), TouchRunsProjection(), InboxProjection()]
+    async with running(pg_store, projections) as workers:
+        await caught_up(pg_store, workers)
+    rows = await pg_store.pool.fetch(
+        "select direction, channel, body, provider from public.inbox_events where lead_id = $1 order by direction",
+        lead_id,
+    )
+    assert [tuple(r) for r in rows] == [
+        ("inbound", "sms", "Still available?", None),
+        ("outbound", "sms", None, "twilio"),
+    ]
+    status = await pg_store.pool.fetchval("select status from public.leads where id = $1", lead_id)
+    assert status == "replied"
