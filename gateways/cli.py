@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import re
 import signal
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 from uuid import UUID
@@ -28,14 +30,14 @@ from actors.runtime import ActorRunner
 from actors.supervisor import Supervisor
 from events.bench import run_log_bench
 from events.bus import connect as connect_bus
-from events.catalog import LeadgenRouting, enrollment_stream, lead_stream, touch_stream
+from events.catalog import LeadgenRouting, LeadIngested, enrollment_stream, lead_stream, touch_stream
 from events.envelope import Envelope, envelope_encoder
-from events.errors import ConfigError, DatabaseUnavailable, NotFound, TouchlineError
+from events.errors import ConcurrencyError, ConfigError, DatabaseUnavailable, NotFound, TouchlineError
 from events.migrate import migrate
 from events.postgres import open_postgres_store, redact_dsn
 from events.relay import OutboxRelay
 from events.settings import Settings
-from events.store import EventFilter
+from events.store import NO_STREAM, EventFilter
 from gateways.embedded import open_infrastructure, with_database
 from gateways.logs import configure_logging
 from gateways.roles import known_roles, parse_roles, supervise_roles
@@ -819,6 +821,43 @@ def leads_list(
         table.add_row(*[_cell(v) for v in row])
     out.print(table)
     out.print(f"({len(rows)} lead{'s' if len(rows) != 1 else ''})")
+
+
+@leads_app.command("add")
+def leads_add(
+    account: Account,
+    phone: Annotated[str, typer.Option(help="E.164, e.g. +13055550100")],
+    city: Annotated[str, typer.Option(help="Where the lead is (sets its send window), e.g. miami")],
+    name: Annotated[str | None, typer.Option(help="The person's name")] = None,
+    email: Annotated[str | None, typer.Option(help="Email address")] = None,
+    title: Annotated[str | None, typer.Option(help="What they sell or want, e.g. 2014 Toyota Camry")] = None,
+    price: Annotated[int | None, typer.Option(help="Asking price")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Add a lead by hand (source `manual`); the same phone twice in one account is one lead."""
+    account_id = _uuid_option("--account", account)
+    number = re.sub(r"[\s().-]", "", phone)
+    if not re.fullmatch(r"\+[1-9]\d{7,14}", number):
+        err.print(f"[bold red]error:[/] leads.add: phone: {phone!r} is not an E.164 number (e.g. +13055550100)")
+        raise typer.Exit(2)
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+    lead_id = uuid.uuid5(account_id, f"manual:{number}")
+    ingested = LeadIngested(
+        lead_id=lead_id, account_id=account_id, source="manual", external_id=number, city=city.strip().lower(),
+        phone=number, email=email, name=name, title=title, price=price, first_seen_at=datetime.now(UTC),
+    )  # fmt: skip
+
+    async def main() -> bool:
+        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+            try:
+                await store.append(lead_stream(lead_id), [ingested], expected_version=NO_STREAM)
+            except ConcurrencyError:
+                return False
+            return True
+
+    added = _run(main)
+    out.print(f"added lead {lead_id}" if added else f"lead {lead_id} already exists (same phone in this account)")
 
 
 @leads_app.command("show")

@@ -94,3 +94,18 @@ def test_another_accounts_lead_is_not_found(database_url: str) -> None:
     other = "00000000-0000-4000-8000-0000000000ca"
     code, _, err = invoke(database_url, "leads", "show", str(lead_id), "--account", other)
     assert code == 2 and f"no lead {lead_id} in this account" in err
+
+
+def test_add_a_lead_by_hand(database_url: str) -> None:
+    code, _, err = invoke(database_url, "leads", "add", "--account", ACCOUNT, "--phone", "305-555", "--city", "miami")
+    assert code == 2 and "leads.add: phone: '305-555' is not an E.164 number" in err
+    code, out, _ = invoke(database_url, "leads", "add", "--account", ACCOUNT, "--phone", "+1 (305) 555-0100",
+                          "--city", "Miami", "--name", "Ana")  # fmt: skip
+    assert code == 0 and out.startswith("added lead ")
+    code, out, _ = invoke(
+        database_url, "leads", "add", "--account", ACCOUNT, "--phone", "+13055550100", "--city", "miami"
+    )
+    assert code == 0 and "already exists" in out
+    code, out, _ = invoke(database_url, "events", "tail", "--type", "LeadIngested", "--json")
+    (line,) = out.splitlines()  # one lead, not two
+    assert '"source": "manual"' in line and '"phone": "+13055550100"' in line and '"name": "Ana"' in line
