@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import ClassVar, Final
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from actors.cadence import load_lead
 from actors.campaigns import fold_campaign
+from actors.org import OrgSettings
 from actors.runtime import Actor, Reaction
 from actors.send_window import lead_zone, next_allowed
 from events.catalog import (
+    DailyCapSlotTaken,
     Event,
     LeadEnrolled,
     LeadUnenrolled,
     TouchRunScheduled,
     TouchRunSkipped,
     campaign_stream,
+    daily_cap_stream,
     touch_stream,
 )
 from events.envelope import Envelope
@@ -67,6 +71,7 @@ class TouchOrchestrator(Actor):
         if campaign is None or lead is None:
             return
         zone = lead_zone(lead.city, lead.country, lead.longitude)
+        caps = (await OrgSettings(store).get(enrolled.account_id)).daily_caps
         for step in campaign.steps:
             if step.channel == "email" and not self.email_ready:
                 if (campaign.campaign_id, step.step) not in self._reported:
@@ -80,6 +85,8 @@ class TouchOrchestrator(Actor):
                 continue
             due = next_allowed(enrolled.enrolled_at + timedelta(minutes=step.delay_minutes), step.channel, zone)
             touch_id = touch_run_id(enrolled.lead_id, enrolled.campaign_id, step.step)
+            if (cap := caps.get(step.channel)) is not None:
+                due = await self._take_slot(reaction, enrolled.account_id, step.channel, cap, due, zone, touch_id)
             scheduled = TouchRunScheduled(
                 touch_run_id=touch_id,
                 account_id=enrolled.account_id,
@@ -96,6 +103,38 @@ class TouchOrchestrator(Actor):
                 )
             except ConcurrencyError:
                 continue  # this (lead, campaign, step) is scheduled already
+
+    async def _take_slot(
+        self,
+        reaction: Reaction,
+        account_id: UUID,
+        channel: str,
+        cap: int,
+        due: datetime,
+        zone: ZoneInfo,
+        touch_id: UUID,
+    ) -> datetime:
+        """The first day from `due` with a free slot under the account's cap; the touch takes it.
+
+        The day's slots are a stream whose length is the count, appended at an expected version:
+        processes scheduling at once never give out more than the cap.
+        """
+        store = reaction.ctx.store
+        for _ in range(400):
+            day = due.astimezone(zone).date()
+            stream = daily_cap_stream(account_id, channel, day)
+            taken = await store.read_stream(stream)
+            if any(getattr(e.event, "touch_run_id", None) == touch_id for e in taken):
+                return due  # this touch has its slot already (a redelivery)
+            if len(taken) < cap:
+                slot = DailyCapSlotTaken(account_id=account_id, channel=channel, day=day, touch_run_id=touch_id)
+                try:
+                    await reaction.emit(stream, [slot], expected_version=len(taken), key=f"cap:{day.isoformat()}")
+                except ConcurrencyError:
+                    continue  # another touch took one meanwhile: count again
+                return due
+            due = next_allowed(datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=zone), channel, zone)
+        raise RuntimeError(f"no day with a free {channel} slot in 400 days (cap {cap})")
 
     async def _skip_waiting(self, reaction: Reaction, left: LeadUnenrolled) -> None:
         envelopes = await reaction.ctx.store.read_stream(campaign_stream(left.campaign_id))

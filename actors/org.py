@@ -8,7 +8,8 @@ from uuid import UUID
 
 import msgspec
 
-from events.catalog import Event, LeadgenRouting, LeadgenRoutingSet, OrgSettingsUpdated, org_stream
+from actors.campaigns import CHANNELS
+from events.catalog import DailyCapsSet, Event, LeadgenRouting, LeadgenRoutingSet, OrgSettingsUpdated, org_stream
 from events.errors import CommandRejected
 from events.store import EventStore
 
@@ -25,6 +26,7 @@ class OrgState(msgspec.Struct, kw_only=True):
     contact_whatsapp: str | None = None
     vertical: str = "car_dealer"
     leadgen_routing: LeadgenRouting | None = None
+    daily_caps: dict[str, int] = {}
     version: int = 0
 
     @property
@@ -44,6 +46,8 @@ def fold_org(account_id: UUID, events: list[Event]) -> OrgState:
                 state.vertical = event.vertical
             case LeadgenRoutingSet(leadgen_routing=routing):
                 state.leadgen_routing = routing
+            case DailyCapsSet(caps=caps):
+                state.daily_caps = dict(caps)
     return state
 
 
@@ -113,5 +117,22 @@ class OrgSettings:
         checked = check_routing("settings.routing", routing)
         state = await self.get(account_id)
         event = LeadgenRoutingSet(account_id=account_id, leadgen_routing=checked)
+        await self.store.append(org_stream(account_id), [event], expected_version=state.version)
+        return await self.get(account_id)
+
+    async def set_daily_caps(self, account_id: UUID, caps: dict[str, int]) -> OrgState:
+        """At most `caps[channel]` touches a day per channel (the day where each lead is); {} lifts them."""
+        command = "settings.daily_caps"
+        for channel, cap in caps.items():
+            if channel not in CHANNELS:
+                known = ", ".join(sorted(CHANNELS))
+                raise CommandRejected(
+                    command, f"unknown channel {channel!r}; use one of {known}", field=f"caps.{channel}"
+                )
+            if not 1 <= cap <= 100_000:
+                message = f"must be 1 to 100000 a day, got {cap} (to stop a channel, take its steps out)"
+                raise CommandRejected(command, message, field=f"caps.{channel}")
+        state = await self.get(account_id)
+        event = DailyCapsSet(account_id=account_id, caps=dict(sorted(caps.items())))
         await self.store.append(org_stream(account_id), [event], expected_version=state.version)
         return await self.get(account_id)

@@ -721,6 +721,7 @@ def settings_show(
     table = Table("setting", "value")
     for field in ("business_name", "contact_email", "contact_phone", "contact_whatsapp", "vertical"):
         table.add_row(field, _cell(getattr(state, field)))
+    table.add_row("daily_caps", ", ".join(f"{k}={v}" for k, v in state.daily_caps.items()) or "none")
     routing = state.leadgen_routing
     table.add_row(
         "leadgen_routing", json.dumps(msgspec.to_builtins(routing)) if routing else "∅ (not set: LeadGen cannot start)"
@@ -740,6 +741,9 @@ def settings_set(
     radius_miles: Annotated[int | None, typer.Option(help="LeadGen routing: 1 to 50")] = None,
     city_fallback: Annotated[str | None, typer.Option(help="LeadGen routing: city when no address match")] = None,
     routing_active: Annotated[bool | None, typer.Option("--routing-active/--routing-inactive")] = None,
+    daily_cap: Annotated[
+        list[str] | None, typer.Option("--daily-cap", help="CHANNEL=N touches a day at most; repeat; CHANNEL= lifts it")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Change org settings and/or LeadGen routing; what is not given stays as it is."""
@@ -748,7 +752,14 @@ def settings_set(
     settings = _settings(data_dir)
     identity = (business_name, contact_email, contact_phone, contact_whatsapp, vertical)
     routing_given = (dealer_address, radius_miles, city_fallback, routing_active)
-    if all(v is None for v in identity + routing_given):
+    caps_given: dict[str, int | None] = {}
+    for item in daily_cap or []:
+        channel, _, value = item.partition("=")
+        try:
+            caps_given[channel.strip().lower()] = int(value) if value.strip() else None
+        except ValueError:
+            raise typer.BadParameter(f"--daily-cap {item!r}: expected CHANNEL=N, e.g. sms=200") from None
+    if all(v is None for v in identity + routing_given) and not caps_given:
         err.print("[bold red]error:[/] nothing to set: give at least one option (see --help)")
         raise typer.Exit(2)
 
@@ -765,6 +776,10 @@ def settings_set(
                     contact_whatsapp=contact_whatsapp if contact_whatsapp is not None else state.contact_whatsapp,
                     vertical=vertical or state.vertical,
                 )
+            if caps_given:
+                caps = {**state.daily_caps, **{k: v for k, v in caps_given.items() if v is not None}}
+                caps = {k: v for k, v in caps.items() if caps_given.get(k, v) is not None}
+                state = await org.set_daily_caps(account_id, caps)
             if any(v is not None for v in routing_given):
                 current = state.leadgen_routing or LeadgenRouting()
                 state = await org.set_routing(

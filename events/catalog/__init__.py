@@ -12,7 +12,7 @@ from events.catalog.actor import (
     timer_stream,
 )
 from events.catalog.base import Event, event_type
-from events.catalog.cadence import LeadEnrolled, LeadUnenrolled, enrollment_stream
+from events.catalog.cadence import DailyCapSlotTaken, LeadEnrolled, LeadUnenrolled, daily_cap_stream, enrollment_stream
 from events.catalog.call import (
     BargeIn,
     CallAnswered,
@@ -51,7 +51,7 @@ from events.catalog.lead import (
     LeadSuppressed,
     lead_stream,
 )
-from events.catalog.org import LeadgenRouting, LeadgenRoutingSet, OrgSettingsUpdated, org_stream
+from events.catalog.org import DailyCapsSet, LeadgenRouting, LeadgenRoutingSet, OrgSettingsUpdated, org_stream
 from events.catalog.program import ProgramStarted, ProgramStopped, program_stream
 from events.catalog.touch import (
     TouchRunClaimed,
@@ -110,6 +110,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     TimerCancelled,
     LeadEnrolled,
     LeadUnenrolled,
+    DailyCapsSet,
+    DailyCapSlotTaken,
 )
 
 __all__ = [
@@ -129,6 +131,8 @@ __all__ = [
     "CrawlTaskCompleted",
     "CrawlTaskEnqueued",
     "CrawlTaskFailed",
+    "DailyCapSlotTaken",
+    "DailyCapsSet",
     "DtmfReceived",
     "Event",
     "EventParked",
@@ -164,6 +168,7 @@ __all__ = [
     "call_stream",
     "campaign_stream",
     "crawl_task_stream",
+    "daily_cap_stream",
     "enrollment_stream",
     "event_type",
     "lead_stream",

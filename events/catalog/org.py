@@ -34,3 +34,10 @@ class OrgSettingsUpdated(Event, frozen=True):
 class LeadgenRoutingSet(Event, frozen=True):
     account_id: UUID
     leadgen_routing: LeadgenRouting
+
+
+class DailyCapsSet(Event, frozen=True):
+    """How many touches per channel the account sends a day at most (a channel not named: no cap)."""
+
+    account_id: UUID
+    caps: dict[str, int]

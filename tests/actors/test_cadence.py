@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from nats.aio.client import Client as NATS
 from structlog.testing import capture_logs
 
@@ -12,7 +13,9 @@ from actors.cadence import CadenceRunner
 from actors.campaigns import Campaigns, StepSpec
 from actors.clock import FakeClock
 from actors.orchestrator import TouchOrchestrator, touch_run_id
+from actors.org import OrgSettings
 from events.catalog import Event, LeadIngested, LeadReplied, LeadStateChanged, TouchRunScheduled, lead_stream
+from events.errors import CommandRejected
 from events.postgres import PostgresEventStore
 from events.settings import Settings
 from tests.actors.support import events_of, relaying, start, until, wait_for_events
@@ -122,3 +125,43 @@ async def test_two_processes_and_a_full_replay_schedule_nothing_twice(
     assert await pg_store.head_position() == before
     assert len(await events_of(pg_store, "LeadEnrolled")) == 20
     assert len(await events_of(pg_store, "TouchRunScheduled")) == 40
+
+
+async def test_a_daily_cap_moves_the_extra_touches_to_the_next_day(
+    pg_store: PostgresEventStore, nc: NATS, settings: Settings
+) -> None:
+    clock = FakeClock(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))  # 10:00 in Miami: inside the window
+    await OrgSettings(pg_store).set_daily_caps(ACCOUNT, {"sms": 2})
+    campaigns = Campaigns(pg_store)
+    autos = await campaigns.create(
+        ACCOUNT, campaign_key="autos_outbound_miami", name="Autos", steps=[StepSpec(step=1, channel="sms")]
+    )
+    await campaigns.activate(ACCOUNT, autos.campaign_id)
+    async with relaying(pg_store, nc, settings) as tg:
+        runners = [
+            await start(tg, actor, pg_store, nc, settings, clock=clock)
+            for actor in (CadenceRunner(), TouchOrchestrator(env={}), TouchOrchestrator(env={}))
+        ]
+        for _ in range(5):
+            await ingest(pg_store, "miami", "+13055550100")
+        scheduled = await wait_for_events(pg_store, 5, "TouchRunScheduled")
+        for runner in runners:
+            await runner.stop()
+    days = sorted(getattr(e.event, "scheduled_for") for e in scheduled)  # noqa: B009
+    today, tomorrow, after = (
+        datetime(2026, 11, 24, 15, 0, tzinfo=UTC),
+        datetime(2026, 11, 25, 13, 0, tzinfo=UTC),  # 08:00 in Miami
+        datetime(2026, 11, 26, 13, 0, tzinfo=UTC),
+    )
+    assert days == [today, today, tomorrow, tomorrow, after]  # two a day, never more, with two orchestrators
+    slots = await events_of(pg_store, "DailyCapSlotTaken")
+    assert len(slots) == 5
+
+
+async def test_caps_are_checked(pg_store: PostgresEventStore) -> None:
+    org = OrgSettings(pg_store)
+    with pytest.raises(CommandRejected, match="unknown channel 'fax'"):
+        await org.set_daily_caps(ACCOUNT, {"fax": 10})
+    with pytest.raises(CommandRejected, match="must be 1 to 100000"):
+        await org.set_daily_caps(ACCOUNT, {"sms": 0})
+    assert (await org.set_daily_caps(ACCOUNT, {"voice": 50, "sms": 200})).daily_caps == {"sms": 200, "voice": 50}

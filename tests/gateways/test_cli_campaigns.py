@@ -93,3 +93,12 @@ def test_settings_set_and_show(database_url: str) -> None:
     }
     code, out, _ = invoke(database_url, "settings", "show", "--account", ACCOUNT)
     assert code == 0 and "sales@miamimotors.com" in out and "car_dealer" in out
+    code, out, err = invoke(
+        database_url, "settings", "set", "--account", ACCOUNT, "--daily-cap", "sms=200", "--daily-cap", "voice=50"
+    )
+    assert code == 0, err
+    code, out, err = invoke(database_url, "settings", "set", "--account", ACCOUNT, "--daily-cap", "voice=")
+    code, out, _ = invoke(database_url, "settings", "show", "--account", ACCOUNT, "--json")
+    assert json.loads(out)["daily_caps"] == {"sms": 200}
+    code, _, err = invoke(database_url, "settings", "set", "--account", ACCOUNT, "--daily-cap", "fax=3")
+    assert code == 2 and "settings.daily_caps: caps.fax: unknown channel 'fax'" in err
