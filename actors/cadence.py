@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 from uuid import UUID
 
+import asyncpg
 import msgspec
 
 from actors.campaigns import CampaignState, fold_campaign
@@ -128,7 +129,10 @@ class CadenceRunner(Actor):
 
     async def handle(self, event: Event, env: Envelope, reaction: Reaction) -> None:
         match event:
-            case CampaignCreated() | CampaignActivated() | CampaignPaused() | CampaignStepsReplaced():
+            case CampaignActivated():
+                await self._refresh(reaction, event.campaign_id)
+                await self._enroll_waiting(reaction, event.campaign_id)
+            case CampaignCreated() | CampaignPaused() | CampaignStepsReplaced():
                 await self._refresh(reaction, event.campaign_id)
             case LeadIngested():
                 await self._enroll(reaction, event.lead_id)
@@ -179,6 +183,60 @@ class CadenceRunner(Actor):
                 )
             except ConcurrencyError:
                 continue  # already in it
+
+    async def _enroll_waiting(self, reaction: Reaction, campaign_id: UUID) -> None:
+        """A campaign switched on takes the account's eligible leads that are in no campaign yet.
+
+        The leads read model finds the candidates; each is checked against its own stream before
+        it is enrolled (the read model may be a moment behind).
+        """
+        campaign = self.campaigns.get(campaign_id)
+        if campaign is None or not campaign.is_active:
+            return
+        store = reaction.ctx.store
+        pool = getattr(store, "pool", None)
+        if pool is None:
+            return  # no read models beside this store (the in-memory one): new leads still enroll
+        try:
+            rows = await pool.fetch(
+                "select id from public.leads where account_id = $1 and status = 'new' and phone is not null "
+                "and lead_state <> 'dead' order by created_at",
+                campaign.account_id,
+            )
+        except asyncpg.UndefinedTableError as exc:  # the leads read model is not built yet
+            reaction.ctx.log.warning("cadence_backfill_skipped", campaign_id=str(campaign_id), error=str(exc))
+            return
+        others = [c for c in self.campaigns.values() if c.account_id == campaign.account_id and c is not campaign]
+        enrolled = 0
+        for row in rows:
+            lead = await load_lead(store, row["id"])
+            if lead is None or lead.ineligible() is not None:
+                continue
+            if not campaign.allow_concurrent and await self._in_a_campaign(store, lead.lead_id, others):
+                continue
+            event = LeadEnrolled(
+                lead_id=lead.lead_id,
+                account_id=lead.account_id,
+                campaign_id=campaign_id,
+                enrolled_at=reaction.ctx.clock.now(),
+            )
+            try:
+                await reaction.emit(
+                    enrollment_stream(lead.lead_id, campaign_id),
+                    [event],
+                    expected_version=NO_STREAM,
+                    key=f"enroll:{lead.lead_id}",
+                )
+                enrolled += 1
+            except ConcurrencyError:
+                continue
+        reaction.ctx.log.info("cadence_backfill", campaign_id=str(campaign_id), enrolled=enrolled)
+
+    async def _in_a_campaign(self, store: EventStore, lead_id: UUID, campaigns: list[CampaignState]) -> bool:
+        for other in campaigns:
+            if await store.stream_version(enrollment_stream(lead_id, other.campaign_id)) == 1:
+                return True
+        return False
 
     async def _leave(self, reaction: Reaction, lead_id: UUID, account_id: UUID, reason: str) -> None:
         for campaign in [c for c in self.campaigns.values() if c.account_id == account_id]:

@@ -18,7 +18,9 @@ from events.catalog import Event, LeadIngested, LeadReplied, LeadStateChanged, T
 from events.errors import CommandRejected
 from events.postgres import PostgresEventStore
 from events.settings import Settings
+from projections.leads import LeadsProjection
 from tests.actors.support import events_of, relaying, start, until, wait_for_events
+from tests.projections.helpers import caught_up, running
 
 ACCOUNT = uuid.UUID("00000000-0000-4000-8000-0000000000a7")
 NOON_UTC = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # 07:00 in Miami, 04:00 in Los Angeles
@@ -165,3 +167,31 @@ async def test_caps_are_checked(pg_store: PostgresEventStore) -> None:
     with pytest.raises(CommandRejected, match="must be 1 to 100000"):
         await org.set_daily_caps(ACCOUNT, {"sms": 0})
     assert (await org.set_daily_caps(ACCOUNT, {"voice": 50, "sms": 200})).daily_caps == {"sms": 200, "voice": 50}
+
+
+async def test_a_campaign_switched_on_takes_the_leads_that_were_waiting(
+    pg_store: PostgresEventStore, nc: NATS, settings: Settings
+) -> None:
+    clock = FakeClock(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))
+    campaigns = Campaigns(pg_store)
+    first = await campaigns.create(
+        ACCOUNT, campaign_key="a_first", name="First", steps=[StepSpec(step=1, channel="sms")]
+    )
+    later = await campaigns.create(
+        ACCOUNT, campaign_key="b_later", name="Later", steps=[StepSpec(step=1, channel="sms")]
+    )
+    await campaigns.activate(ACCOUNT, first.campaign_id)
+    async with relaying(pg_store, nc, settings) as tg, running(pg_store, [LeadsProjection()]) as workers:
+        cadence = await start(tg, CadenceRunner(), pg_store, nc, settings, clock=clock)
+        in_first = await ingest(pg_store, "miami", "+13055550100")  # enrolled in the first campaign at once
+        await wait_for_events(pg_store, 1, "LeadEnrolled")
+        await campaigns.pause(ACCOUNT, first.campaign_id)
+        waiting = [await ingest(pg_store, "miami", "+13055550101") for _ in range(3)]  # nothing active: they wait
+        await ingest(pg_store, "miami", None)  # no phone: never
+        await until(cadence, lambda s: s.handled == 9)  # 3 campaign events, 1 pause, 5 ingested
+        await caught_up(pg_store, workers)
+        await campaigns.activate(ACCOUNT, later.campaign_id)
+        enrolled = await wait_for_events(pg_store, 4, "LeadEnrolled")
+        await cadence.stop()
+    by_campaign = {(getattr(e.event, "lead_id"), getattr(e.event, "campaign_id")) for e in enrolled}  # noqa: B009
+    assert by_campaign == {(in_first, first.campaign_id)} | {(lead, later.campaign_id) for lead in waiting}
