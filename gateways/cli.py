@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from actors.autos import Autos, AutosResult
 from actors.campaigns import Campaigns, CampaignState, StepSpec
 from actors.org import OrgSettings, OrgState
 from actors.runtime import ActorRunner
@@ -64,6 +65,8 @@ settings_app = typer.Typer(help="Org settings: identity, contact and LeadGen rou
 app.add_typer(settings_app, name="settings")
 leads_app = typer.Typer(help="Leads: the read model, and each lead's whole history.", no_args_is_help=True)
 app.add_typer(leads_app, name="leads")
+autos_app = typer.Typer(help="The autos funnel of a city, switched on or off in one step.", no_args_is_help=True)
+app.add_typer(autos_app, name="autos")
 
 Account = Annotated[str, typer.Option("--account", help="The account (tenant) uuid")]
 
@@ -795,6 +798,44 @@ def settings_set(
 
     state = _run(main)
     out.print(f"saved settings of {account_id}" + (" (LeadGen routing active)" if state.routing_active else ""))
+
+
+# --- autos ---------------------------------------------------------------------------------------
+
+
+def _autos(account: str, city: str, data_dir: Path | None, *, on: bool) -> None:
+    account_id = _uuid_option("--account", account)
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def main() -> AutosResult:
+        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+            autos = Autos(store)
+            return await (autos.activate(account_id, city) if on else autos.deactivate(account_id, city))
+
+    result = _run(main)
+    color = "green" if result.outcome in ("activated", "deactivated") else "yellow"
+    out.print(f"[{color}]{result.outcome}[/]: {result.message}", highlight=False)
+    for candidate in result.candidates:
+        out.print(f"  candidate campaign {candidate}")
+    if result.outcome not in ("activated", "deactivated"):
+        raise typer.Exit(1)
+
+
+@autos_app.command("activate")
+def autos_activate(
+    account: Account, city: Annotated[str, typer.Option(help="e.g. miami")], data_dir: DataDir = None
+) -> None:
+    """Routing on, a Craigslist discover queued, campaign autos_outbound_<city> on: all, or nothing."""
+    _autos(account, city, data_dir, on=True)
+
+
+@autos_app.command("deactivate")
+def autos_deactivate(
+    account: Account, city: Annotated[str, typer.Option(help="e.g. miami")], data_dir: DataDir = None
+) -> None:
+    """Routing off, the city's queued Craigslist tasks cancelled, campaign autos_outbound_<city> paused."""
+    _autos(account, city, data_dir, on=False)
 
 
 # --- leads ---------------------------------------------------------------------------------------

@@ -102,3 +102,18 @@ def test_settings_set_and_show(database_url: str) -> None:
     assert json.loads(out)["daily_caps"] == {"sms": 200}
     code, _, err = invoke(database_url, "settings", "set", "--account", ACCOUNT, "--daily-cap", "fax=3")
     assert code == 2 and "settings.daily_caps: caps.fax: unknown channel 'fax'" in err
+
+
+def test_autos_activate_and_deactivate(database_url: str) -> None:
+    code, out, _ = invoke(database_url, "autos", "activate", "--account", ACCOUNT, "--city", "miami")
+    assert code == 1 and "needs_setup" in out and "routing is not configured" in out
+    invoke(database_url, "settings", "set", "--account", ACCOUNT, "--business-name", "Miami Motors",
+           "--contact-email", "sales@miamimotors.com", "--dealer-address", "1 Biscayne Blvd")  # fmt: skip
+    code, out, _ = invoke(database_url, "autos", "activate", "--account", ACCOUNT, "--city", "miami")
+    assert code == 1 and "needs_setup" in out and "autos_outbound_miami" in out
+    invoke(database_url, "campaigns", "create", "--account", ACCOUNT, "--key", "autos_outbound_miami",
+           "--name", "Autos Miami", "--step", "sms")  # fmt: skip
+    code, out, _ = invoke(database_url, "autos", "activate", "--account", ACCOUNT, "--city", "Miami")
+    assert code == 0 and "activated" in out and "Craigslist discover queued" in out
+    code, out, _ = invoke(database_url, "autos", "deactivate", "--account", ACCOUNT, "--city", "miami")
+    assert code == 0 and "deactivated" in out and "1 queued task(s) cancelled" in out
