@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.campaigns import CampaignsProjection
+from projections.crawl_tasks import CrawlTasksProjection
 from projections.inbox import InboxProjection
 from projections.leads import LeadsProjection
 from projections.model import Projection
@@ -16,6 +17,7 @@ ALL_PROJECTIONS: tuple[type[Projection], ...] = (
     TouchRunsProjection,
     OrgSettingsProjection,
     InboxProjection,
+    CrawlTasksProjection,
 )
 
 
