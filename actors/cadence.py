@@ -163,6 +163,10 @@ class CadenceRunner(Actor):
         if (why := lead.ineligible()) is not None:
             reaction.ctx.log.info("cadence_not_eligible", lead_id=str(lead_id), reason=why)
             return
+        # The log decides, not this actor's copy: a pause handled on another slot a moment later
+        # must not let a lead into a campaign that is already off.
+        for campaign_id in [c.campaign_id for c in self.campaigns.values() if c.account_id == lead.account_id]:
+            await self._refresh(reaction, campaign_id)
         campaigns = self._active(lead.account_id)
         if not campaigns:
             reaction.ctx.log.info("cadence_no_active_campaign", lead_id=str(lead_id), account_id=str(lead.account_id))
