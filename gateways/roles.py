@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from nats.aio.client import Client as NATS
 
 from actors import ALL_ACTORS
+from actors.hunter import Hunter, HunterSettings
 from actors.runtime import ActorRunner
 from actors.supervisor import Supervisor
 from events.errors import ConfigError
@@ -21,6 +22,7 @@ def known_roles() -> dict[str, str]:
     roles = {
         "relay": "publishes the event log to JetStream",
         "projections": "keeps every read model up to date (or projection:NAME for one)",
+        "hunter": "works the lead programs' crawl tasks (Craigslist, Encuentra24) in Chromium",
     }
     for cls in ALL_ACTORS:
         roles[cls.name] = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "actor"
@@ -59,6 +61,9 @@ def supervise_roles(roles: set[str], *, store: PostgresEventStore, nc: NATS, set
             f"projection:{cls.name}",
             lambda cls=cls: ProjectionWorker(cls(), store, views=views),  # type: ignore[misc]
         )
+    if "hunter" in roles:
+        settings_ = HunterSettings.from_env()  # a bad CL_* value stops the start, naming the variable
+        supervisor.add("hunter", lambda: Hunter(store, settings_))
     for actor in ALL_ACTORS:
         if actor.name in roles:
             supervisor.add(

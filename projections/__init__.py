@@ -8,6 +8,7 @@ from projections.inbox import InboxProjection
 from projections.leads import LeadsProjection
 from projections.model import Projection
 from projections.org_settings import OrgSettingsProjection
+from projections.programs import LeadProgramsProjection
 from projections.touch_runs import TouchRunsProjection
 
 # Every read model `touchline up` keeps and `touchline projections` knows, by name.
@@ -18,6 +19,7 @@ ALL_PROJECTIONS: tuple[type[Projection], ...] = (
     OrgSettingsProjection,
     InboxProjection,
     CrawlTasksProjection,
+    LeadProgramsProjection,
 )
 
 

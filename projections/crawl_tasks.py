@@ -15,6 +15,7 @@ from events.catalog import (
     CrawlTaskCompleted,
     CrawlTaskEnqueued,
     CrawlTaskFailed,
+    CrawlTaskLeaseExtended,
     Event,
 )
 from projections.model import Db, Fact, Projection, RowSet, Table
@@ -31,6 +32,7 @@ CRAWL_TASKS = Table(
         ("source", "text not null"),
         ("url", "text"),
         ("posting_id", "text"),
+        ("external_id", "text"),  # the spec's name for the posting id (detail tasks)
         ("attempts", "integer not null"),
         ("claimed_by", "text"),
         ("lease_until", "timestamptz"),
@@ -40,6 +42,10 @@ CRAWL_TASKS = Table(
         ("screenshot_path", "text"),
         ("html_path", "text"),
         ("enqueued_by", "text"),
+        ("parent_task_id", "uuid"),
+        ("lead_id", "uuid"),  # detail: the lead the posting became (or was already)
+        ("gone_reason", "text"),  # detail: deleted, expired, flagged, not_found
+        ("pages", "integer"),  # discover: result pages read
         ("created_at", "timestamptz not null"),
         ("updated_at", "timestamptz not null"),
         ("version", "bigint not null"),
@@ -49,7 +55,7 @@ CRAWL_TASKS = Table(
         "check (task_type in ('discover', 'detail'))",
         "check (status in ('queued', 'claimed', 'done', 'failed', 'cancelled'))",
     ),
-    indexes=("(account_id, city, created_at)", "(status, created_at)"),
+    indexes=("(account_id, city, created_at)", "(status, created_at)", "(created_at)"),
 )
 
 
@@ -62,6 +68,7 @@ class TaskRow(msgspec.Struct, gc=False):
     source: str
     url: str | None
     posting_id: str | None
+    external_id: str | None
     attempts: int
     claimed_by: str | None
     lease_until: datetime | None
@@ -71,6 +78,10 @@ class TaskRow(msgspec.Struct, gc=False):
     screenshot_path: str | None
     html_path: str | None
     enqueued_by: str | None
+    parent_task_id: UUID | None
+    lead_id: UUID | None
+    gone_reason: str | None
+    pages: int | None
     created_at: datetime
     updated_at: datetime
     version: int
@@ -78,13 +89,14 @@ class TaskRow(msgspec.Struct, gc=False):
 
 class CrawlTasksProjection(Projection):
     name = "craigslist_tasks"
-    version = 1
+    version = 2
     handles: ClassVar[tuple[type[Event], ...]] = (
         CrawlTaskEnqueued,
         CrawlTaskClaimed,
         CrawlTaskCompleted,
         CrawlTaskFailed,
         CrawlTaskCancelled,
+        CrawlTaskLeaseExtended,
     )
     tables = (CRAWL_TASKS,)
 
@@ -101,8 +113,8 @@ class CrawlTasksProjection(Projection):
                     self.tasks.put(
                         TaskRow(
                             event.task_id, event.account_id, event.task_type, event.city, "queued", event.source,
-                            event.url, event.posting_id, 0, None, None, None, None, None, None, None,
-                            event.enqueued_by, at, at, fact.position,
+                            event.url, event.posting_id, event.posting_id, 0, None, None, None, None, None, None,
+                            None, event.enqueued_by, event.parent_task_id, None, None, None, at, at, fact.position,
                         )
                     )  # fmt: skip
                 continue
@@ -115,10 +127,15 @@ class CrawlTasksProjection(Projection):
                     row.claimed_by = event.claimed_by
                     row.lease_until = event.lease_until
                     row.attempts = max(row.attempts, event.attempt)
+                case CrawlTaskLeaseExtended():
+                    row.lease_until = event.lease_until
                 case CrawlTaskCompleted():
                     row.status = "done"
                     row.found = event.found
                     row.lease_until = None
+                    row.lead_id = event.lead_id
+                    row.gone_reason = event.gone
+                    row.pages = event.pages if row.task_type == "discover" else None
                 case CrawlTaskFailed():
                     row.status = "failed"
                     row.error_kind = event.error_kind
@@ -126,6 +143,7 @@ class CrawlTasksProjection(Projection):
                     row.screenshot_path = event.screenshot_path
                     row.html_path = event.html_path
                     row.lease_until = None
+                    row.attempts = max(row.attempts, event.attempt)
                 case CrawlTaskCancelled():
                     row.status = "cancelled"
                     row.last_error = event.reason

@@ -59,8 +59,10 @@ LEADS = Table(
     constraints=(
         "check (status in ('new', 'contacted', 'replied', 'qualified', 'suppressed', 'closed'))",
         "check (lead_state in ('cold', 'warm', 'hot', 'dead'))",
+        # The spec's dedupe, enforced here too (lead ids are derived from these, so it always holds).
+        "unique (account_id, source, external_id)",
     ),
-    indexes=("(account_id, status)", "(account_id, source, external_id)", "(created_at)"),
+    indexes=("(account_id, status)", "(created_at)", "(source, created_at)"),
 )
 
 

@@ -40,6 +40,7 @@ from events.catalog.crawl import (
     CrawlTaskCompleted,
     CrawlTaskEnqueued,
     CrawlTaskFailed,
+    CrawlTaskLeaseExtended,
     crawl_task_stream,
 )
 from events.catalog.lead import (
@@ -91,6 +92,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     CrawlTaskCompleted,
     CrawlTaskFailed,
     CrawlTaskCancelled,
+    CrawlTaskLeaseExtended,
     ProgramStarted,
     ProgramStopped,
     OrgSettingsUpdated,
@@ -131,6 +133,7 @@ __all__ = [
     "CrawlTaskCompleted",
     "CrawlTaskEnqueued",
     "CrawlTaskFailed",
+    "CrawlTaskLeaseExtended",
     "DailyCapSlotTaken",
     "DailyCapsSet",
     "DtmfReceived",

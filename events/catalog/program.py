@@ -19,6 +19,8 @@ class ProgramStarted(Event, frozen=True):
     city: str
     routing_override: bool = False
     started_by: str | None = None
+    # How often the program looks for new listings while it runs (a discover every N seconds).
+    discover_every_s: int = 900
 
 
 class ProgramStopped(Event, frozen=True):
