@@ -195,7 +195,7 @@ class CrawlTasks:
     async def claim(self, task: TaskState, worker: str, lease_until: datetime, now: datetime) -> TaskState:
         """Take the task for `worker` until `lease_until`; LostTask when someone else was quicker."""
         if not task.claimable(now):
-            raise CommandRejected("crawl.claim", f"task {task.task_id} is {task.status}, not claimable")
+            raise LostTask(task, task.version)
         claimed = CrawlTaskClaimed(
             task_id=task.task_id, account_id=task.account_id, claimed_by=worker, lease_until=lease_until,
             attempt=task.attempts + 1,

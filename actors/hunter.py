@@ -19,6 +19,7 @@ import re
 import socket
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
+from html import escape
 from pathlib import Path
 from typing import Final
 
@@ -415,7 +416,8 @@ class Hunter:
             task = self._next()
             if task is not None:
                 self._taking.add(task.stream_id)
-                return task
+                # A copy: the board folds other workers' claims into its own object meanwhile.
+                return msgspec.structs.replace(task)
             changed = self.board.changed
             # A lease running out makes a task claimable without any event: look again soon.
             with anyio.move_on_after(1.0):
@@ -518,7 +520,7 @@ class Hunter:
             return context
         except TaskFailure as failure:
             reset = failure.kind == "goto_timeout"
-            screenshot, html = await self._evidence(task, failure.page or page)
+            screenshot, html = await self._evidence(task, failure.page or page, str(failure))
             if self.settings.log_evidence:
                 self.log.warning(
                     "EVIDENCE", task_id=str(task.task_id), kind=failure.kind, screenshot=screenshot, html=html
@@ -692,7 +694,7 @@ class Hunter:
             name=posting.name,
         )
 
-    async def _evidence(self, task: TaskState, page: Page) -> tuple[str | None, str | None]:
+    async def _evidence(self, task: TaskState, page: Page, failure: str) -> tuple[str | None, str | None]:
         """Screenshot and HTML of the page as it was when the task failed (best effort, bounded)."""
         directory = self.settings.screenshot_dir
         stem = f"touchline-{task.source}-{task.task_type}-{task.task_id}-a{task.attempts}"
@@ -705,16 +707,20 @@ class Hunter:
                 self.log.warning("evidence_unwritable", directory=str(directory), error=str(exc))
                 return None, None
             try:
-                with anyio.fail_after(5):
-                    await page.screenshot(path=screenshot, timeout=4000)
+                with anyio.fail_after(4):
+                    await page.screenshot(path=screenshot, timeout=3000)
             except (PlaywrightError, TimeoutError):
                 screenshot = None
             try:
-                with anyio.fail_after(5):
+                with anyio.fail_after(3):
                     content = await page.content()
+            except (PlaywrightError, TimeoutError):
+                # A navigation that never answered leaves no document to save: say so instead.
+                content = f"<!-- touchline: no document: {escape(failure)} at {escape(page.url)} -->\n"
+            try:
                 assert html is not None
                 await anyio.Path(html).write_text(content)
-            except (PlaywrightError, TimeoutError, OSError):
+            except OSError:
                 html = None
         return screenshot, html
 

@@ -972,6 +972,12 @@ def leads_show(
     out.print(events)
 
 
+# Command groups kept in modules of their own; they import the helpers above, so they come last.
+from gateways.cli_programs import register as _register_programs  # noqa: E402
+
+_register_programs(app)
+
+
 def main() -> None:
     # Touchline allocates many short-lived rows, envelopes and futures; with CPython's default
     # first-generation threshold (700) the cycle collector runs thousands of times a second under

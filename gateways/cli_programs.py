@@ -1,0 +1,191 @@
+"""`touchline programs` and `touchline crawl`: LeadGen programs and the hunter's task queue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+import typer
+from rich.table import Table
+
+from actors.crawl import CrawlTasks
+from actors.programs import ProgramResult, Programs
+from events.errors import ConfigError
+from events.postgres import open_postgres_store
+from gateways.cli import Account, DataDir, _cell, _connect, _database, _run, _settings, _uuid_option, err, out
+from gateways.logs import configure_logging
+
+programs_app = typer.Typer(
+    help="LeadGen programs (Craigslist, Encuentra24) per city: start, stop, status.", no_args_is_help=True
+)
+crawl_app = typer.Typer(help="The hunter's crawl tasks: list, enqueue a discover, cancel.", no_args_is_help=True)
+
+Program = Annotated[str, typer.Option("--program", help="craigslist or encuentra24")]
+City = Annotated[str, typer.Option("--city", help="e.g. miami (Encuentra24: a country, e.g. costa-rica)")]
+
+
+def _print_result(result: ProgramResult, ok: tuple[str, ...]) -> None:
+    color = "green" if result.outcome in ok else "yellow"
+    out.print(f"[{color}]{result.outcome}[/]: {result.message}", highlight=False)
+    if result.discover_task_id:
+        out.print(f"  discover task {result.discover_task_id}")
+    if result.outcome not in ok:
+        raise typer.Exit(1)
+
+
+@programs_app.command("start")
+def programs_start(
+    account: Account,
+    city: City,
+    program: Program = "craigslist",
+    override_routing: Annotated[
+        bool, typer.Option("--override-routing", help="Start even though LeadGen routing is not active")
+    ] = False,
+    confirm: Annotated[bool, typer.Option("--confirm", help="It runs already: look for new listings now")] = False,
+    every: Annotated[int, typer.Option("--every", help="Seconds between discovers while it runs")] = 900,
+    data_dir: DataDir = None,
+) -> None:
+    """Start a program for a city: its first discover is queued at once, then one every --every seconds."""
+    account_id = _uuid_option("--account", account)
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def main() -> ProgramResult:
+        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+            return await Programs(store).start(
+                account_id, program, city, override_routing=override_routing, confirm=confirm,
+                discover_every_s=every, started_by="cli",
+            )  # fmt: skip
+
+    _print_result(_run(main), ("started", "discover_queued"))
+
+
+@programs_app.command("stop")
+def programs_stop(account: Account, city: City, program: Program = "craigslist", data_dir: DataDir = None) -> None:
+    """Stop a program for a city and cancel its queued tasks."""
+    account_id = _uuid_option("--account", account)
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def main() -> ProgramResult:
+        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+            return await Programs(store).stop(account_id, program, city, stopped_by="cli")
+
+    _print_result(_run(main), ("stopped",))
+
+
+_NO_MODEL = "the programs read models are not built yet: run `touchline up` (or `touchline projections rebuild --all`)"
+
+
+async def _fetch(dsn: str, query: str, *args: object) -> list[asyncpg.Record]:
+    conn = await _connect(dsn)
+    try:
+        return list(await conn.fetch(query, *args))
+    except asyncpg.UndefinedTableError:
+        raise ConfigError(_NO_MODEL) from None
+    finally:
+        await conn.close()
+
+
+@programs_app.command("list")
+def programs_list(account: Account, data_dir: DataDir = None) -> None:
+    """Each program and city with its status (the spec's Disabled / Degraded / Live, or Pending)."""
+    account_id = _uuid_option("--account", account)
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def main() -> list[asyncpg.Record]:
+        async with _database(settings) as dsn:
+            return await _fetch(
+                dsn,
+                "select program_key, city, running, status, routing_active, tasks_60m, done_60m, failed_60m, "
+                "last_success_at from public.v_lead_program_status_v1 where account_id = $1 order by 1, 2",
+                account_id,
+            )
+
+    rows = _run(main)
+    columns = ("program", "city", "running", "status", "routing", "tasks_60m", "done_60m", "failed_60m", "last_ok")
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*[_cell(v) for v in row])
+    out.print(table)
+    if not rows:
+        out.print("(no programs yet: touchline programs start --account … --city miami)")
+
+
+@crawl_app.command("tasks")
+def crawl_tasks(
+    account: Account,
+    city: Annotated[str | None, typer.Option(help="Only this city")] = None,
+    status: Annotated[str | None, typer.Option(help="queued, claimed, done, failed or cancelled")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first")] = 50,
+    data_dir: DataDir = None,
+) -> None:
+    """The account's crawl tasks from `lead_hunter.craigslist_tasks_v1`, newest first."""
+    account_id = _uuid_option("--account", account)
+    if status is not None and status not in ("queued", "claimed", "done", "failed", "cancelled"):
+        err.print(f"[bold red]error:[/] --status: unknown status {status!r}", highlight=False)
+        raise typer.Exit(2)
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def main() -> list[asyncpg.Record]:
+        async with _database(settings) as dsn:
+            return await _fetch(
+                dsn,
+                "select id, source, task_type, city, status, attempts, claimed_by, coalesce(error_kind, gone_reason), "
+                "coalesce(external_id, url), created_at from lead_hunter.craigslist_tasks_v1 "
+                "where account_id = $1 and ($2::text is null or city = $2) and ($3::text is null or status = $3) "
+                "order by created_at desc limit $4",
+                account_id,
+                city,
+                status,
+                limit,
+            )
+
+    rows = _run(main)
+    columns = ("id", "source", "type", "city", "status", "attempts", "claimed_by", "error/gone", "posting", "created")
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*[_cell(v) for v in row])
+    out.print(table)
+
+
+@crawl_app.command("enqueue")
+def crawl_enqueue(account: Account, city: City, program: Program = "craigslist", data_dir: DataDir = None) -> None:
+    """Queue one discover for a city (what the spec's enqueue SQL does), without starting a program."""
+    account_id = _uuid_option("--account", account)
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def main() -> str:
+        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+            return str(await CrawlTasks(store).enqueue_discover(account_id, city, source=program, enqueued_by="cli"))
+
+    out.print(f"queued discover {_run(main)}")
+
+
+@crawl_app.command("cancel")
+def crawl_cancel(
+    account: Account,
+    task_id: Annotated[str, typer.Option("--task-id", help="The task's id")],
+    data_dir: DataDir = None,
+) -> None:
+    """Cancel a task that has not ended."""
+    account_id = _uuid_option("--account", account)
+    task = _uuid_option("--task-id", task_id)
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def main() -> None:
+        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+            await CrawlTasks(store).cancel(account_id, task, "cancelled from the CLI")
+
+    _run(main)
+    out.print(f"cancelled {task}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(programs_app, name="programs")
+    app.add_typer(crawl_app, name="crawl")
+
