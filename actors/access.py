@@ -93,7 +93,9 @@ class ApiTokens:
         envelopes = await self.store.read_stream(access_stream(account_id))
         return fold_tokens(envelopes), (envelopes[-1].version if envelopes else 0)
 
-    async def issue(self, account_id: UUID, label: str | None = None, *, issued_by: str | None = None) -> tuple[UUID, str]:
+    async def issue(
+        self, account_id: UUID, label: str | None = None, *, issued_by: str | None = None
+    ) -> tuple[UUID, str]:
         """A new token for the account: its id and the token itself, which is returned only here."""
         checked = _check_label("token.issue", label)
         _, version = await self._read(account_id)

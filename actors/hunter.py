@@ -283,6 +283,7 @@ class Hunter:
         self._browser: Browser | None = None
         self._playwright: Playwright | None = None
         self._launching = anyio.Lock()
+        self._pages: dict[int, Page] = {}  # by id() of the browser context it belongs to
         self._progress = anyio.Event()
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -508,7 +509,10 @@ class Hunter:
     async def _do(self, holder: _Held, context: BrowserContext) -> BrowserContext:
         task = holder.task
         source = self.sources[task.source]
-        page = await context.new_page()
+        # One page per context, reused task after task: opening a page costs more than loading one.
+        page = self._pages.get(id(context))
+        if page is None or page.is_closed():
+            page = self._pages[id(context)] = await context.new_page()
         try:
             if task.task_type == "discover":
                 done, lead = await self._discover(task, source, page), None
@@ -535,15 +539,12 @@ class Hunter:
             self.log.warning("crawl_task_failed", task_id=str(task.task_id), kind=failure.kind, error=failure.message)
             if reset:
                 # A page that timed out may keep its context busy: start over with a clean one.
+                self._pages.pop(id(context), None)
                 with anyio.CancelScope(shield=True), contextlib.suppress(PlaywrightError), anyio.move_on_after(5):
                     await page.close()
                     await context.close()
                 return await self._new_context()
             return context
-        finally:
-            with anyio.CancelScope(shield=True), contextlib.suppress(PlaywrightError), anyio.move_on_after(5):
-                if not page.is_closed():
-                    await page.close()
 
     def _count(self, task: TaskState, done: CrawlTaskCompleted, lead: LeadIngested | None) -> None:
         if task.task_type == "discover":

@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from actors.access import ApiTokens, TokenState
 from actors.autos import Autos, AutosResult
 from actors.campaigns import Campaigns, CampaignState, StepSpec
 from actors.org import OrgSettings, OrgState
@@ -40,6 +41,7 @@ from events.relay import OutboxRelay
 from events.settings import Settings
 from events.store import NO_STREAM, EventFilter
 from gateways.embedded import open_infrastructure, with_database
+from gateways.http import run_http
 from gateways.logs import configure_logging
 from gateways.roles import known_roles, parse_roles, supervise_roles
 from projections import ALL_PROJECTIONS, projection_classes
@@ -67,6 +69,8 @@ leads_app = typer.Typer(help="Leads: the read model, and each lead's whole histo
 app.add_typer(leads_app, name="leads")
 autos_app = typer.Typer(help="The autos funnel of a city, switched on or off in one step.", no_args_is_help=True)
 app.add_typer(autos_app, name="autos")
+tokens_app = typer.Typer(help="API tokens: the bearer tokens of the HTTP API, per account.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
 
 Account = Annotated[str, typer.Option("--account", help="The account (tenant) uuid")]
 
@@ -170,6 +174,9 @@ async def _up(settings: Settings, roles: set[str], grace: float) -> None:
                         log.info("component_started", component="relay", stream=settings.stream_name)
                     supervisor = supervise_roles(roles, store=store, nc=nc, settings=settings)
                     await tg.start(supervisor.run)
+                    if "http" in roles:
+                        url = await tg.start(run_http, store, settings)
+                        log.info("component_started", component="http", url=url)
                     tg.start_soon(_report_periodically, supervisor)
                     log.info(
                         "touchline_ready",
@@ -838,6 +845,64 @@ def autos_deactivate(
     _autos(account, city, data_dir, on=False)
 
 
+# --- tokens --------------------------------------------------------------------------------------
+
+
+def _tokens_command(main: Callable[[ApiTokens], Awaitable[T]], data_dir: Path | None) -> T:
+    configure_logging(level="warning")
+    settings = _settings(data_dir)
+
+    async def run() -> T:
+        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+            return await main(ApiTokens(store))
+
+    return _run(run)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    account: Account,
+    label: Annotated[str | None, typer.Option(help="What the token is for, e.g. 'dashboard'")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create an API token for the account and print it: the only time it is shown."""
+    account_id = _uuid_option("--account", account)
+    token_id, token = _tokens_command(lambda t: t.issue(account_id, label, issued_by="cli"), data_dir)
+    out.print(f"created API token {token_id}" + (f" ({label})" if label else ""), highlight=False)
+    print(token)  # plain: nothing may wrap or colour it
+    err.print(
+        "[yellow]warning:[/] the token is shown only now: Touchline keeps only its sha256. Store it where "
+        "secrets go; if it is lost, revoke it and create another."
+    )
+
+
+@tokens_app.command("list")
+def tokens_list(account: Account, data_dir: DataDir = None) -> None:
+    """The account's API tokens (ids and labels; the tokens themselves are not kept)."""
+    account_id = _uuid_option("--account", account)
+    tokens: list[TokenState] = _tokens_command(lambda t: t.list(account_id), data_dir)
+    table = Table("token_id", "label", "created_at", "by", "status")
+    for tok in tokens:
+        revoked = f"revoked {tok.revoked_at:%Y-%m-%d %H:%M}" if tok.revoked_at else "[green]active[/]"
+        issued = f"{tok.issued_at:%Y-%m-%d %H:%M}"
+        table.add_row(str(tok.token_id), _cell(tok.label), issued, _cell(tok.issued_by), revoked)
+    out.print(table)
+    out.print(f"({len(tokens)} token{'s' if len(tokens) != 1 else ''})")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    account: Account,
+    token_id: Annotated[str, typer.Option("--token-id", help="The id `tokens list` shows")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke one of the account's API tokens: it opens nothing from then on."""
+    account_id = _uuid_option("--account", account)
+    tid = _uuid_option("--token-id", token_id)
+    _tokens_command(lambda t: t.revoke(account_id, tid, reason="cli"), data_dir)
+    out.print(f"revoked {tid}")
+
+
 # --- leads ---------------------------------------------------------------------------------------
 
 _NO_LEADS_MODEL = "the leads read model is not built yet: run `touchline up` or `touchline projections rebuild leads`"
@@ -975,7 +1040,7 @@ def leads_show(
 # Command groups kept in modules of their own; they import the helpers above, so they come last.
 from gateways.cli_programs import register as _register_programs  # noqa: E402
 
-_register_programs(app)
+_register_programs(app, bench_app)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ def known_roles() -> dict[str, str]:
         "relay": "publishes the event log to JetStream",
         "projections": "keeps every read model up to date (or projection:NAME for one)",
         "hunter": "works the lead programs' crawl tasks (Craigslist, Encuentra24) in Chromium",
+        "http": "serves the HTTP API (programs, later console, webhooks)",
     }
     for cls in ALL_ACTORS:
         roles[cls.name] = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "actor"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from projections.api_tokens import ApiTokensProjection
 from projections.campaigns import CampaignsProjection
 from projections.crawl_tasks import CrawlTasksProjection
 from projections.inbox import InboxProjection
@@ -20,6 +21,7 @@ ALL_PROJECTIONS: tuple[type[Projection], ...] = (
     InboxProjection,
     CrawlTasksProjection,
     LeadProgramsProjection,
+    ApiTokensProjection,
 )
 
 

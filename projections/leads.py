@@ -59,10 +59,12 @@ LEADS = Table(
     constraints=(
         "check (status in ('new', 'contacted', 'replied', 'qualified', 'suppressed', 'closed'))",
         "check (lead_state in ('cold', 'warm', 'hot', 'dead'))",
-        # The spec's dedupe, enforced here too (lead ids are derived from these, so it always holds).
-        "unique (account_id, source, external_id)",
     ),
-    indexes=("(account_id, status)", "(created_at)", "(source, created_at)"),
+    # The spec's dedupe on (account_id, source, external_id) is enforced where leads are written:
+    # the lead id is derived from the three and its stream is created at "no stream" (the log's
+    # unique (stream_id, version)). A read model must not refuse what the log holds, so no unique
+    # constraint here.
+    indexes=("(account_id, status)", "(account_id, source, external_id)", "(created_at)", "(source, created_at)"),
 )
 
 

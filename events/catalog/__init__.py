@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from events.catalog.access import ApiTokenIssued, ApiTokenRevoked, access_stream
 from events.catalog.actor import (
     EventParked,
     TimerCancelled,
@@ -114,10 +115,14 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     LeadUnenrolled,
     DailyCapsSet,
     DailyCapSlotTaken,
+    ApiTokenIssued,
+    ApiTokenRevoked,
 )
 
 __all__ = [
     "ALL_EVENTS",
+    "ApiTokenIssued",
+    "ApiTokenRevoked",
     "BargeIn",
     "CallAnswered",
     "CallEnded",
@@ -168,6 +173,7 @@ __all__ = [
     "TouchRunScheduled",
     "TouchRunSkipped",
     "TranscriptTurn",
+    "access_stream",
     "call_stream",
     "campaign_stream",
     "crawl_task_stream",

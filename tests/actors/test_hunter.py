@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from uuid import UUID
 
 import anyio
 import pytest
@@ -289,3 +293,53 @@ async def test_max_discover_caps_the_postings_one_discover_takes(
     assert len([t for t in ended if t.task_type == "detail"]) == 7
     with anyio.fail_after(1):
         assert len(await leads(pg_store)) == 7
+
+
+async def test_a_hunter_killed_mid_task_is_taken_over_when_its_lease_runs_out(
+    pg_store: PostgresEventStore, database_url: str, nats_url: str, site: ListingSite, base_url: str, tmp_path: Path
+) -> None:
+    """A real `touchline up --role hunter` process, SIGKILLed while a posting page hangs under it."""
+    await route(pg_store)
+    listings = site.listings("craigslist", "miami")
+    stuck = listings[0]
+    site.set_fault(stuck.posting_id, "hang")
+    await CrawlTasks(pg_store).enqueue_discover(ACCOUNT, "miami")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOUCHLINE_", "CL_"))}
+    env |= {
+        "TOUCHLINE_DATABASE_URL": database_url, "TOUCHLINE_NATS_URL": nats_url, "TOUCHLINE_HTTP_PORT": "0",
+        "TOUCHLINE_SUBJECT_PREFIX": "thunterkill", "TOUCHLINE_STREAM_NAME": "THUNTERKILL",
+        "CL_BASE_URL_TEMPLATE": base_url + "/cl/{city}", "CL_HEADLESS": "1", "CL_SLOWMO": "0",
+        "CL_JITTER_MIN_MS": "0", "CL_JITTER_MAX_MS": "0", "CL_HARD_TIMEOUT_MS": "20000", "CL_WAIT_SELECTOR_MS": "300",
+        "CL_LEASE_MS": "21000", "CL_SCREENSHOT_DIR": str(tmp_path), "WORKER_ID": "doomed",
+    }  # fmt: skip
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, never waited on while the loop runs
+        [sys.executable, "-m", "gateways.cli", "up", "--role", "hunter", "--data-dir", str(tmp_path / "data")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    stuck_task = detail_task_id(ACCOUNT, "craigslist", stuck.posting_id)
+    try:
+        with anyio.fail_after(60):
+            # Until the doomed worker holds the hanging posting: claimed, and its request in flight.
+            while not (site.hits[site.posting_path(stuck)] and await _status(pg_store, stuck_task) == "claimed"):
+                await anyio.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    held = await CrawlTasks(pg_store).get(stuck_task)
+    assert held is not None and held.claimed_by == "doomed#0" and held.status == "claimed"
+    site.set_fault(stuck.posting_id, None)
+    # The takeover waits for the dead worker's lease: 21 s from its claim.
+    async with open_hunter(pg_store, hunter_settings(base_url, tmp_path, lease_ms=30000)) as hunter:
+        ended = await settled(hunter, pg_store, within=90)
+    taken_over = next(t for t in ended if t.task_id == stuck_task)
+    assert taken_over.status == "done" and taken_over.attempts == 2
+    assert taken_over.claimed_by == "test-hunter#0"
+    found = await leads(pg_store)
+    assert len(found) == 12 and len({lead.external_id for lead in found}) == 12
+
+
+async def _status(store: PostgresEventStore, task_id: UUID) -> str | None:
+    task = await CrawlTasks(store).get(task_id)
+    return task.status if task is not None else None

@@ -153,6 +153,7 @@ def test_up_with_nats_down_is_one_clear_error(database_url: str) -> None:
 
 def _touchline(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHLINE_")}
+    env["TOUCHLINE_HTTP_PORT"] = "0"  # the HTTP role serves on a free port, whatever holds 8080
     return subprocess.Popen(
         [sys.executable, "-m", "gateways.cli", *args, "--data-dir", str(tmp_path / "data")],
         env=env,
@@ -180,10 +181,10 @@ def test_up_on_the_embedded_default_starts_and_stops_cleanly(tmp_path: Path) -> 
             started = {
                 c
                 for line in lines
-                for c in ("postgres", "nats", "migrations", "event_store", "relay")
+                for c in ("postgres", "nats", "migrations", "event_store", "relay", "http")
                 if f"component={c}" in line
             }
-            assert started == {"postgres", "nats", "migrations", "event_store", "relay"}, round_
+            assert started == {"postgres", "nats", "migrations", "event_store", "relay", "http"}, round_
             proc.send_signal(signal.SIGINT)
             rest, _ = proc.communicate(timeout=30)
         finally:

@@ -48,6 +48,7 @@ def test_onboard_create_a_campaign_add_a_lead_and_watch_touch_runs_appear(
         "TOUCHLINE_NATS_URL": settings.nats_url or "",
         "TOUCHLINE_SUBJECT_PREFIX": settings.subject_prefix,
         "TOUCHLINE_STREAM_NAME": settings.stream_name,
+        "TOUCHLINE_HTTP_PORT": "0",  # a free port, whatever holds 8080
     }
     up = subprocess.Popen(
         [sys.executable, "-m", "gateways.cli", "up", "--data-dir", str(tmp_path / "data")],
