@@ -322,7 +322,10 @@ async def test_a_hunter_killed_mid_task_is_taken_over_when_its_lease_runs_out(
     try:
         with anyio.fail_after(60):
             # Until the doomed worker holds the hanging posting: claimed, and its request in flight.
-            while not (site.hits[site.posting_path(stuck)] and await _status(pg_store, stuck_task) == "claimed"):
+            # It is another process, with nothing here to wait on: look again every 50 ms.
+            while True:
+                if site.hits[site.posting_path(stuck)] and await _status(pg_store, stuck_task) == "claimed":
+                    break
                 await anyio.sleep(0.05)
     finally:
         proc.kill()
