@@ -63,8 +63,8 @@ select (coalesce(l.first_seen_at, l.created_at) at time zone 'UTC')::date as day
 #   Disabled: routing_active = false OR no tasks in the last 60m
 #   Degraded: routing_active AND failed > 0 AND done = 0
 #   Live:     routing_active AND done > 0
-# and, where the spec says nothing (tasks queued or claimed, none ended yet): Pending.
-# A program started with the routing override counts as routed while it runs.
+# and, where the spec says nothing: a stopped program is Disabled; tasks queued or claimed with
+# none ended yet is Pending. A program started with the routing override counts as routed.
 PROGRAM_STATUS: Final = View(
     schema="public",
     name="v_lead_program_status_v1",
@@ -79,7 +79,8 @@ select p.account_id, p.program_key, p.city, p.running, p.routing_override,
        coalesce(t.cancelled_60m, 0) as cancelled_60m,
        t.last_success_at,
        case
-         when not (coalesce((o.leadgen_routing->>'active')::boolean, false) or (p.running and p.routing_override))
+         when not p.running
+              or not (coalesce((o.leadgen_routing->>'active')::boolean, false) or p.routing_override)
               or coalesce(t.tasks_60m, 0) = 0 then 'Disabled'
          when t.done_60m > 0 then 'Live'
          when t.failed_60m > 0 then 'Degraded'
@@ -124,7 +125,7 @@ class ProgramRow(msgspec.Struct, gc=False):
 
 class LeadProgramsProjection(Projection):
     name = "lead_programs"
-    version = 1
+    version = 1  # (the views are recreated on every start; only table changes need a new version)
     handles: ClassVar[tuple[type[Event], ...]] = (ProgramStarted, ProgramStopped)
     tables = (LEAD_PROGRAMS,)
     views = (CRAIGSLIST_SSV, PROGRAM_STATUS)
