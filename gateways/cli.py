@@ -99,6 +99,15 @@ def _run(main: Callable[[], Awaitable[T]]) -> T:
     except TouchlineError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    except BaseExceptionGroup as group:
+        # A task group wraps what failed in it: one TouchlineError is still one clear line.
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        if isinstance(leaf, TouchlineError):
+            err.print(f"[bold red]error:[/] {leaf}", highlight=False)
+            raise typer.Exit(2) from None
+        raise
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
         err.print(f"[bold red]error:[/] the database has no Touchline event log ({exc}): run `touchline migrate`")
         raise typer.Exit(2) from None
