@@ -89,7 +89,8 @@ async def test_program_status_follows_the_spec_and_ssv_counts_leads_per_utc_day(
         assert isinstance(ssv[0]["day"], date)
         # The spec's Programs verification SQL runs as written.
         last_ok = await pg_store.pool.fetchval(
-            "select created_at from lead_hunter.craigslist_tasks_v1 where status='done' order by created_at desc limit 1"
+            "select created_at from lead_hunter.craigslist_tasks_v1 "
+            "where status='done' order by created_at desc limit 1"
         )
         assert last_ok is not None
         leads_60m = await pg_store.pool.fetchval(
