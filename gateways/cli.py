@@ -27,6 +27,7 @@ from rich.table import Table
 from actors.access import ApiTokens, TokenState
 from actors.autos import Autos, AutosResult
 from actors.campaigns import Campaigns, CampaignState, StepSpec
+from actors.hunter import Hunter
 from actors.org import OrgSettings, OrgState
 from actors.runtime import ActorRunner
 from actors.supervisor import Supervisor
@@ -216,6 +217,8 @@ async def _report_periodically(supervisor: Supervisor, every_s: float = 60.0) ->
             extra = msgspec.structs.asdict(child.stats) if isinstance(child, ActorRunner) else {}
             if isinstance(child, ProjectionWorker):
                 extra = {"position": child.position, "state": child.state}
+            if isinstance(child, Hunter):
+                extra = msgspec.structs.asdict(child.stats)
             level = log.error if stats.crash_looping else log.info
             level("child_stats", child=name, **msgspec.structs.asdict(stats), **extra)
 
