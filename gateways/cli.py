@@ -10,18 +10,16 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
-from uuid import UUID
+from typing import Annotated, Any, NoReturn
 
 import anyio
 import asyncpg
 import msgspec
 import structlog
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from actors.access import ApiTokens, TokenState
@@ -35,13 +33,29 @@ from events.bench import run_log_bench
 from events.bus import connect as connect_bus
 from events.catalog import LeadgenRouting, LeadIngested, enrollment_stream, lead_stream, touch_stream
 from events.envelope import Envelope, envelope_encoder
-from events.errors import ConcurrencyError, ConfigError, DatabaseUnavailable, NotFound, TouchlineError
-from events.migrate import migrate
+from events.errors import ConcurrencyError, ConfigError, NotFound, TouchlineError
 from events.postgres import open_postgres_store, redact_dsn
 from events.relay import OutboxRelay
 from events.settings import Settings
 from events.store import NO_STREAM, EventFilter
-from gateways.embedded import open_infrastructure, with_database
+from gateways.cli_common import (
+    Account,
+    DataDir,
+    T,
+    bench_database,
+    cell,
+    connect,
+    database,
+    err,
+    load_settings,
+    migrate_database,
+    out,
+    run,
+    uuid_option,
+    with_store,
+)
+from gateways.cli_programs import register as register_programs
+from gateways.embedded import open_infrastructure
 from gateways.http import run_http
 from gateways.logs import configure_logging
 from gateways.roles import known_roles, parse_roles, supervise_roles
@@ -50,8 +64,6 @@ from projections.bench import run_projection_bench
 from projections.runner import ProjectionWorker, RebuildProgress, all_views, projection_status, rebuild
 
 log = structlog.get_logger("touchline")
-out = Console()
-err = Console(stderr=True)
 
 app = typer.Typer(help="Touchline: leads, cadences and an AI voice agent, on an event log.", no_args_is_help=True)
 events_app = typer.Typer(help="Read the event log.", no_args_is_help=True)
@@ -73,75 +85,6 @@ app.add_typer(autos_app, name="autos")
 tokens_app = typer.Typer(help="API tokens: the bearer tokens of the HTTP API, per account.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
 
-Account = Annotated[str, typer.Option("--account", help="The account (tenant) uuid")]
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", help="Where embedded servers keep their data [env TOUCHLINE_DATA_DIR; default ./.touchline]"
-    ),
-]
-
-T = TypeVar("T")
-
-
-def _settings(data_dir: Path | None) -> Settings:
-    try:
-        return Settings.from_env(data_dir=data_dir)
-    except TouchlineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _run(main: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine; a TouchlineError becomes one clear line and exit code 2."""
-    try:
-        return anyio.run(main)
-    except TouchlineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    except BaseExceptionGroup as group:
-        # A task group wraps what failed in it: one TouchlineError is still one clear line.
-        leaf: BaseException = group
-        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
-            leaf = leaf.exceptions[0]
-        if isinstance(leaf, TouchlineError):
-            err.print(f"[bold red]error:[/] {leaf}", highlight=False)
-            raise typer.Exit(2) from None
-        raise
-    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
-        err.print(f"[bold red]error:[/] the database has no Touchline event log ({exc}): run `touchline migrate`")
-        raise typer.Exit(2) from None
-
-
-@contextlib.asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[str]:
-    """The configured database as it is, or the embedded one, migrated (so a fresh data dir works).
-
-    Reading commands never change a configured database's schema: an auditor's role may not be
-    allowed to, and should not have to.
-    """
-    async with open_infrastructure(settings, with_nats=False) as infra:
-        if infra.embedded_postgres:
-            await _migrate(infra.database_url)
-        yield infra.database_url
-
-
-async def _migrate(dsn: str) -> list[str]:
-    conn = await _connect(dsn)
-    try:
-        return await migrate(conn)
-    finally:
-        await conn.close()
-
-
-async def _connect(dsn: str) -> asyncpg.Connection:
-    try:
-        return await asyncpg.connect(dsn)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
-        raise DatabaseUnavailable(redact_dsn(dsn), str(exc) or type(exc).__name__) from exc
-
-
 # --- up ----------------------------------------------------------------------------------
 
 
@@ -159,19 +102,19 @@ def up(
 ) -> None:
     """Start servers (embedded unless configured), migrate, and run every role until Ctrl-C."""
     configure_logging()
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
     try:
         roles = parse_roles(role)
     except TouchlineError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    _run(lambda: _up(settings, roles, grace))
+    run(lambda: _up(settings, roles, grace))
 
 
 async def _up(settings: Settings, roles: set[str], grace: float) -> None:
     started = time.monotonic()
     async with open_infrastructure(settings) as infra:
-        applied = await _migrate(infra.database_url)
+        applied = await migrate_database(infra.database_url)
         log.info("component_started", component="migrations", applied=applied)
         nc = await connect_bus(infra.nats_url, name="touchline-up", reconnect_forever=True)
         try:
@@ -230,31 +173,31 @@ async def _report_periodically(supervisor: Supervisor, every_s: float = 60.0) ->
 def migrate_command(data_dir: DataDir = None) -> None:
     """Apply the SQL migrations that have not been applied yet."""
     configure_logging()
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
 
     async def main() -> None:
         async with open_infrastructure(settings, with_nats=False) as infra:
-            applied = await _migrate(infra.database_url)
+            applied = await migrate_database(infra.database_url)
         out.print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ": up to date"))
 
-    _run(main)
+    run(main)
 
 
 @app.command()
 def sql(query: Annotated[str, typer.Argument(help="SQL to run")], data_dir: DataDir = None) -> None:
     """Run SQL against the configured or embedded database and print the result as a table."""
     configure_logging(level="warning")
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
 
     async def main() -> None:
-        async with _database(settings) as dsn:
-            conn = await _connect(dsn)
+        async with database(settings) as dsn:
+            conn = await connect(dsn)
             try:
                 await _run_sql(conn, query)
             finally:
                 await conn.close()
 
-    _run(main)
+    run(main)
 
 
 async def _run_sql(conn: asyncpg.Connection, query: str) -> None:
@@ -275,7 +218,7 @@ async def _run_sql(conn: asyncpg.Connection, query: str) -> None:
         return
     table = Table(*columns)
     for row in rows:
-        table.add_row(*[_cell(v) for v in row])
+        table.add_row(*[cell(v) for v in row])
     out.print(table)
     out.print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 
@@ -283,18 +226,6 @@ async def _run_sql(conn: asyncpg.Connection, query: str) -> None:
 def _sql_error(exc: asyncpg.PostgresError) -> NoReturn:
     err.print(f"[bold red]error:[/] PostgreSQL says: {exc}", highlight=False)
     raise typer.Exit(1)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "∅"
-    if isinstance(value, bytes | bytearray | memoryview):
-        raw = bytes(value)
-        try:
-            return raw.decode()
-        except UnicodeDecodeError:
-            return "\\x" + raw.hex()
-    return str(value)
 
 
 # --- events tail ------------------------------------------------------------------------
@@ -314,26 +245,19 @@ def events_tail(
 ) -> None:
     """Print the log (or a filtered part of it), oldest first; --follow waits for more."""
     configure_logging(level="warning")
-    settings = _settings(data_dir)
-    account_id = _uuid_option("--account", account) if account else None
+    settings = load_settings(data_dir)
+    account_id = uuid_option("--account", account) if account else None
     flt = EventFilter(types=frozenset(type_) if type_ else None, account_id=account_id, stream_id=stream)
 
     async def main() -> None:
-        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+        async with database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
             source = store.tail if follow else store.read_all
             with contextlib.suppress(KeyboardInterrupt, anyio.get_cancelled_exc_class()):
                 async for batch in source(from_position, filter=flt):
                     for env in batch:
                         _print_event(env, as_json)
 
-    _run(main)
-
-
-def _uuid_option(name: str, value: str) -> UUID:
-    try:
-        return UUID(value)
-    except ValueError:
-        raise typer.BadParameter(f"{name} takes an account uuid, got {value!r}") from None
+    run(main)
 
 
 def _print_event(env: Envelope, as_json: bool) -> None:
@@ -366,10 +290,10 @@ def audit_stream(
 ) -> None:
     """One stream's whole history, human readable."""
     configure_logging(level="warning")
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
 
     async def main() -> None:
-        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+        async with database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
             events = await store.read_stream(stream_id)
         if not events:
             err.print(f"stream {stream_id!r} has no events")
@@ -390,17 +314,17 @@ def audit_stream(
             )
         out.print(table)
 
-    _run(main)
+    run(main)
 
 
 @audit_app.command("verify")
 def audit_verify(data_dir: DataDir = None) -> None:
     """Check every stream's hash chain and every seal; exit 1 naming the first bad event."""
     configure_logging(level="warning")
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
 
     async def main() -> int:
-        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+        async with database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
             report = await store.verify()
         if report.first_bad is None:
             out.print(
@@ -416,7 +340,7 @@ def audit_verify(data_dir: DataDir = None) -> None:
         err.print(f"[bold red]TAMPERED[/]: {where}{ident}: {bad.problem}", highlight=False)
         return 1
 
-    code = _run(main)
+    code = run(main)
     if code:
         raise typer.Exit(code)
 
@@ -433,31 +357,16 @@ def bench_log(
 ) -> None:
     """Append, read and relay throughput beside raw asyncpg and raw nats-py, in one run."""
     configure_logging(level="warning")
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
 
     async def main() -> dict[str, Any]:
-        async with open_infrastructure(settings) as infra:
-            admin = await _connect(infra.database_url)
-            name = f"touchline_bench_{uuid.uuid4().hex[:12]}"
-            try:
-                await admin.execute(f'create database "{name}"')
-            finally:
-                await admin.close()
-            dsn = with_database(infra.database_url, name)
-            try:
-                await _migrate(dsn)
-                bench_settings = msgspec.structs.replace(
-                    settings, subject_prefix=f"bench{int(time.time())}", stream_name=f"BENCH_{int(time.time())}"
-                )
-                return await run_log_bench(dsn, infra.nats_url, bench_settings, events=events, writers=writers)
-            finally:
-                admin = await _connect(infra.database_url)
-                try:
-                    await admin.execute(f'drop database if exists "{name}" with (force)')
-                finally:
-                    await admin.close()
+        async with open_infrastructure(settings) as infra, bench_database(infra.database_url) as dsn:
+            bench_settings = msgspec.structs.replace(
+                settings, subject_prefix=f"bench{int(time.time())}", stream_name=f"BENCH_{int(time.time())}"
+            )
+            return await run_log_bench(dsn, infra.nats_url, bench_settings, events=events, writers=writers)
 
-    result = _run(main)
+    result = run(main)
     if as_json:
         print(json.dumps(result))
         return
@@ -486,13 +395,13 @@ def projections_status(
 ) -> None:
     """Each projection's checkpoint, lag (events in the log after it), rate, and any failure."""
     configure_logging(level="warning")
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
 
     async def main() -> list[Any]:
-        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+        async with database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
             return await projection_status(store, [cls() for cls in ALL_PROJECTIONS])
 
-    statuses = _run(main)
+    statuses = run(main)
     if as_json:
         for st in statuses:
             print(json.dumps({**msgspec.to_builtins(st), "state": st.state}))
@@ -525,7 +434,7 @@ def projections_rebuild(
 ) -> None:
     """Rebuild from position zero into shadow tables while the live ones serve, then swap them in."""
     configure_logging(level="warning")
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
     if all_ == bool(names):
         err.print("[bold red]error:[/] name the projections to rebuild, or pass --all (not both)")
         raise typer.Exit(2)
@@ -538,7 +447,7 @@ def projections_rebuild(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     async def main() -> Any:
-        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+        async with database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
             projections = [cls() for cls in classes]
             every = [cls() for cls in ALL_PROJECTIONS]
             with Progress(
@@ -559,7 +468,7 @@ def projections_rebuild(
                 bar.update(task, completed=report.scanned_to, total=report.scanned_to)
             return report
 
-    report = _run(main)
+    report = run(main)
     out.print(
         f"rebuilt {', '.join(report.projections)}: {report.events:,} events up to position {report.scanned_to:,} "
         f"in {report.seconds:.2f} s ({report.events_per_s:,.0f} events/s), swapped in"
@@ -574,28 +483,13 @@ def bench_projections(
 ) -> None:
     """Rebuild every read model from a realistic log, beside the raw read rate of the same log."""
     configure_logging(level="warning")
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
 
     async def main() -> dict[str, Any]:
-        async with open_infrastructure(settings, with_nats=False) as infra:
-            admin = await _connect(infra.database_url)
-            name = f"touchline_bench_{uuid.uuid4().hex[:12]}"
-            try:
-                await admin.execute(f'create database "{name}"')
-            finally:
-                await admin.close()
-            dsn = with_database(infra.database_url, name)
-            try:
-                await _migrate(dsn)
-                return await run_projection_bench(dsn, events=events)
-            finally:
-                admin = await _connect(infra.database_url)
-                try:
-                    await admin.execute(f'drop database if exists "{name}" with (force)')
-                finally:
-                    await admin.close()
+        async with open_infrastructure(settings, with_nats=False) as infra, bench_database(infra.database_url) as dsn:
+            return await run_projection_bench(dsn, events=events)
 
-    result = _run(main)
+    result = run(main)
     if as_json:
         print(json.dumps(result))
         return
@@ -632,19 +526,13 @@ def _parse_step(number: int, text: str) -> StepSpec:
 
 def _campaign_command(main: Callable[[Campaigns], Awaitable[T]], data_dir: Path | None) -> T:
     configure_logging(level="warning")
-    settings = _settings(data_dir)
-
-    async def run() -> T:
-        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
-            return await main(Campaigns(store))
-
-    return _run(run)
+    return with_store(data_dir, lambda store: main(Campaigns(store)))
 
 
 @campaigns_app.command("list")
 def campaigns_list(account: Account, data_dir: DataDir = None) -> None:
     """The account's outbound campaigns (LeadGen programs are not campaigns: see the programs)."""
-    account_id = _uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     states = _campaign_command(lambda c: c.all(account_id), data_dir)
     table = Table("campaign_key", "name", "status", "steps", "id")
     for st in states:
@@ -667,7 +555,7 @@ def campaigns_create(
     data_dir: DataDir = None,
 ) -> None:
     """Create a campaign (paused unless --activate)."""
-    account_id = _uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     steps = [_parse_step(i, text) for i, text in enumerate(step, 1)]
 
     async def main(campaigns: Campaigns) -> CampaignState:
@@ -683,8 +571,8 @@ def campaigns_create(
 
 
 def _toggle(account: str, campaign: str, data_dir: Path | None, *, on: bool) -> None:
-    account_id = _uuid_option("--account", account)
-    campaign_id = _uuid_option("CAMPAIGN_ID", campaign)
+    account_id = uuid_option("--account", account)
+    campaign_id = uuid_option("CAMPAIGN_ID", campaign)
 
     async def main(campaigns: Campaigns) -> bool:
         if on:
@@ -715,7 +603,7 @@ def campaigns_pause(
 @campaigns_app.command("pause-all")
 def campaigns_pause_all(account: Account, data_dir: DataDir = None) -> None:
     """Pause every running campaign of the account at once (one event each, one correlation id)."""
-    account_id = _uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     paused = _campaign_command(lambda c: c.pause_all(account_id, reason="cli: pause all running"), data_dir)
     out.print(f"paused {len(paused)} campaign{'s' if len(paused) != 1 else ''}" + "".join(f"\n  {p}" for p in paused))
 
@@ -728,21 +616,21 @@ def settings_show(
     account: Account, as_json: Annotated[bool, typer.Option("--json")] = False, data_dir: DataDir = None
 ) -> None:
     """The account's org settings and LeadGen routing, as the log has them."""
-    account_id = _uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     configure_logging(level="warning")
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
 
     async def main() -> OrgState:
-        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+        async with database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
             return await OrgSettings(store).get(account_id)
 
-    state = _run(main)
+    state = run(main)
     if as_json:
         print(json.dumps(msgspec.to_builtins(state)))
         return
     table = Table("setting", "value")
     for field in ("business_name", "contact_email", "contact_phone", "contact_whatsapp", "vertical"):
-        table.add_row(field, _cell(getattr(state, field)))
+        table.add_row(field, cell(getattr(state, field)))
     table.add_row("daily_caps", ", ".join(f"{k}={v}" for k, v in state.daily_caps.items()) or "none")
     routing = state.leadgen_routing
     table.add_row(
@@ -769,9 +657,9 @@ def settings_set(
     data_dir: DataDir = None,
 ) -> None:
     """Change org settings and/or LeadGen routing; what is not given stays as it is."""
-    account_id = _uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     configure_logging(level="warning")
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
     identity = (business_name, contact_email, contact_phone, contact_whatsapp, vertical)
     routing_given = (dealer_address, radius_miles, city_fallback, routing_active)
     caps_given: dict[str, int | None] = {}
@@ -786,7 +674,7 @@ def settings_set(
         raise typer.Exit(2)
 
     async def main() -> OrgState:
-        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+        async with database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
             org = OrgSettings(store)
             state = await org.get(account_id)
             if any(v is not None for v in identity):
@@ -815,7 +703,7 @@ def settings_set(
                 )
             return state
 
-    state = _run(main)
+    state = run(main)
     out.print(f"saved settings of {account_id}" + (" (LeadGen routing active)" if state.routing_active else ""))
 
 
@@ -823,16 +711,16 @@ def settings_set(
 
 
 def _autos(account: str, city: str, data_dir: Path | None, *, on: bool) -> None:
-    account_id = _uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     configure_logging(level="warning")
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
 
     async def main() -> AutosResult:
-        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+        async with database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
             autos = Autos(store)
             return await (autos.activate(account_id, city) if on else autos.deactivate(account_id, city))
 
-    result = _run(main)
+    result = run(main)
     color = "green" if result.outcome in ("activated", "deactivated") else "yellow"
     out.print(f"[{color}]{result.outcome}[/]: {result.message}", highlight=False)
     for candidate in result.candidates:
@@ -862,13 +750,7 @@ def autos_deactivate(
 
 def _tokens_command(main: Callable[[ApiTokens], Awaitable[T]], data_dir: Path | None) -> T:
     configure_logging(level="warning")
-    settings = _settings(data_dir)
-
-    async def run() -> T:
-        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
-            return await main(ApiTokens(store))
-
-    return _run(run)
+    return with_store(data_dir, lambda store: main(ApiTokens(store)))
 
 
 @tokens_app.command("create")
@@ -878,7 +760,7 @@ def tokens_create(
     data_dir: DataDir = None,
 ) -> None:
     """Create an API token for the account and print it: the only time it is shown."""
-    account_id = _uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     token_id, token = _tokens_command(lambda t: t.issue(account_id, label, issued_by="cli"), data_dir)
     out.print(f"created API token {token_id}" + (f" ({label})" if label else ""), highlight=False)
     print(token)  # plain: nothing may wrap or colour it
@@ -891,13 +773,13 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(account: Account, data_dir: DataDir = None) -> None:
     """The account's API tokens (ids and labels; the tokens themselves are not kept)."""
-    account_id = _uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     tokens: list[TokenState] = _tokens_command(lambda t: t.list(account_id), data_dir)
     table = Table("token_id", "label", "created_at", "by", "status")
     for tok in tokens:
         revoked = f"revoked {tok.revoked_at:%Y-%m-%d %H:%M}" if tok.revoked_at else "[green]active[/]"
         issued = f"{tok.issued_at:%Y-%m-%d %H:%M}"
-        table.add_row(str(tok.token_id), _cell(tok.label), issued, _cell(tok.issued_by), revoked)
+        table.add_row(str(tok.token_id), cell(tok.label), issued, cell(tok.issued_by), revoked)
     out.print(table)
     out.print(f"({len(tokens)} token{'s' if len(tokens) != 1 else ''})")
 
@@ -909,8 +791,8 @@ def tokens_revoke(
     data_dir: DataDir = None,
 ) -> None:
     """Revoke one of the account's API tokens: it opens nothing from then on."""
-    account_id = _uuid_option("--account", account)
-    tid = _uuid_option("--token-id", token_id)
+    account_id = uuid_option("--account", account)
+    tid = uuid_option("--token-id", token_id)
     _tokens_command(lambda t: t.revoke(account_id, tid, reason="cli"), data_dir)
     out.print(f"revoked {tid}")
 
@@ -928,13 +810,13 @@ def leads_list(
     data_dir: DataDir = None,
 ) -> None:
     """The account's leads from `public.leads`, newest first."""
-    account_id = _uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     configure_logging(level="warning")
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
 
     async def main() -> list[asyncpg.Record]:
-        async with _database(settings) as dsn:
-            conn = await _connect(dsn)
+        async with database(settings) as dsn:
+            conn = await connect(dsn)
             try:
                 return await conn.fetch(
                     "select id, status, lead_state, phone, city, title, price, created_at from public.leads "
@@ -948,10 +830,10 @@ def leads_list(
             finally:
                 await conn.close()
 
-    rows = _run(main)
+    rows = run(main)
     table = Table("id", "status", "lead_state", "phone", "city", "title", "price", "created_at")
     for row in rows:
-        table.add_row(*[_cell(v) for v in row])
+        table.add_row(*[cell(v) for v in row])
     out.print(table)
     out.print(f"({len(rows)} lead{'s' if len(rows) != 1 else ''})")
 
@@ -968,13 +850,13 @@ def leads_add(
     data_dir: DataDir = None,
 ) -> None:
     """Add a lead by hand (source `manual`); the same phone twice in one account is one lead."""
-    account_id = _uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     number = re.sub(r"[\s().-]", "", phone)
     if not re.fullmatch(r"\+[1-9]\d{7,14}", number):
         err.print(f"[bold red]error:[/] leads.add: phone: {phone!r} is not an E.164 number (e.g. +13055550100)")
         raise typer.Exit(2)
     configure_logging(level="warning")
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
     lead_id = uuid.uuid5(account_id, f"manual:{number}")
     ingested = LeadIngested(
         lead_id=lead_id, account_id=account_id, source="manual", external_id=number, city=city.strip().lower(),
@@ -982,14 +864,14 @@ def leads_add(
     )  # fmt: skip
 
     async def main() -> bool:
-        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+        async with database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
             try:
                 await store.append(lead_stream(lead_id), [ingested], expected_version=NO_STREAM)
             except ConcurrencyError:
                 return False
             return True
 
-    added = _run(main)
+    added = run(main)
     out.print(f"added lead {lead_id}" if added else f"lead {lead_id} already exists (same phone in this account)")
 
 
@@ -1001,13 +883,13 @@ def leads_show(
     data_dir: DataDir = None,
 ) -> None:
     """A lead as the read model shows it, then everything that happened to it, oldest first."""
-    account_id = _uuid_option("--account", account)
-    lead_id = _uuid_option("LEAD_ID", lead)
+    account_id = uuid_option("--account", account)
+    lead_id = uuid_option("LEAD_ID", lead)
     configure_logging(level="warning")
-    settings = _settings(data_dir)
+    settings = load_settings(data_dir)
 
     async def main() -> tuple[dict[str, Any], list[Envelope]]:
-        async with _database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
+        async with database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
             try:
                 row = await store.pool.fetchrow(
                     "select * from public.leads where id = $1 and account_id = $2", lead_id, account_id
@@ -1031,15 +913,15 @@ def leads_show(
             history.sort(key=lambda e: e.position)
             return dict(row), history
 
-    row, history = _run(main)
+    row, history = run(main)
     if as_json:
-        print(json.dumps({"lead": {k: _cell(v) for k, v in row.items()}}))
+        print(json.dumps({"lead": {k: cell(v) for k, v in row.items()}}))
         for env in history:
             print(envelope_encoder.encode(env).decode())
         return
     table = Table("field", "value")
     for key, value in row.items():
-        table.add_row(key, _cell(value))
+        table.add_row(key, cell(value))
     out.print(table)
     events = Table("position", "recorded_at", "stream", "type", "data")
     for env in history:
@@ -1049,10 +931,7 @@ def leads_show(
     out.print(events)
 
 
-# Command groups kept in modules of their own; they import the helpers above, so they come last.
-from gateways.cli_programs import register as _register_programs  # noqa: E402
-
-_register_programs(app, bench_app)
+register_programs(app, bench_app)
 
 
 def main() -> None:

@@ -3,40 +3,42 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+import json
+from typing import Annotated
 
+import anyio
 import asyncpg
+import msgspec
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from actors.crawl import CrawlTasks
+from actors.hunter_bench import HunterBenchResult, format_hunter_bench, run_hunter_bench
 from actors.programs import ProgramResult, Programs
 from events.errors import ConfigError
-from events.postgres import open_postgres_store
+from gateways.cli_common import (
+    Account,
+    DataDir,
+    bench_database,
+    cell,
+    connect,
+    database,
+    err,
+    load_settings,
+    out,
+    run,
+    uuid_option,
+    with_store,
+)
+from gateways.embedded import open_infrastructure
+from gateways.listings.site import (
+    CRAIGSLIST_TEMPLATE_PATH,
+    ENCUENTRA24_TEMPLATE_PATH,
+    ListingSite,
+    generate_listings,
+    serve_listing_site,
+)
 from gateways.logs import configure_logging
-
-if TYPE_CHECKING:
-    from types import ModuleType
-
-out = Console()
-err = Console(stderr=True)
-
-Account = Annotated[str, typer.Option("--account", help="The account (tenant) uuid")]
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", help="Where embedded servers keep their data [env TOUCHLINE_DATA_DIR; default ./.touchline]"
-    ),
-]
-
-
-def _cli() -> ModuleType:
-    """The main CLI module, for its shared helpers (imported late: it registers these commands)."""
-    from gateways import cli
-
-    return cli
 
 programs_app = typer.Typer(
     help="LeadGen programs (Craigslist, Encuentra24) per city: start, stop, status.", no_args_is_help=True
@@ -69,39 +71,32 @@ def programs_start(
     data_dir: DataDir = None,
 ) -> None:
     """Start a program for a city: its first discover is queued at once, then one every --every seconds."""
-    account_id = _cli()._uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     configure_logging(level="warning")
-    settings = _cli()._settings(data_dir)
-
-    async def main() -> ProgramResult:
-        async with _cli()._database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
-            return await Programs(store).start(
-                account_id, program, city, override_routing=override_routing, confirm=confirm,
-                discover_every_s=every, started_by="cli",
-            )  # fmt: skip
-
-    _print_result(_cli()._run(main), ("started", "discover_queued"))
+    result = with_store(
+        data_dir,
+        lambda store: Programs(store).start(
+            account_id, program, city, override_routing=override_routing, confirm=confirm,
+            discover_every_s=every, started_by="cli",
+        ),
+    )  # fmt: skip
+    _print_result(result, ("started", "discover_queued"))
 
 
 @programs_app.command("stop")
 def programs_stop(account: Account, city: City, program: Program = "craigslist", data_dir: DataDir = None) -> None:
     """Stop a program for a city and cancel its queued tasks."""
-    account_id = _cli()._uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     configure_logging(level="warning")
-    settings = _cli()._settings(data_dir)
-
-    async def main() -> ProgramResult:
-        async with _cli()._database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
-            return await Programs(store).stop(account_id, program, city, stopped_by="cli")
-
-    _print_result(_cli()._run(main), ("stopped",))
+    result = with_store(data_dir, lambda store: Programs(store).stop(account_id, program, city, stopped_by="cli"))
+    _print_result(result, ("stopped",))
 
 
 _NO_MODEL = "the programs read models are not built yet: run `touchline up` (or `touchline projections rebuild --all`)"
 
 
 async def _fetch(dsn: str, query: str, *args: object) -> list[asyncpg.Record]:
-    conn = await _cli()._connect(dsn)
+    conn = await connect(dsn)
     try:
         return list(await conn.fetch(query, *args))
     except asyncpg.UndefinedTableError:
@@ -113,12 +108,12 @@ async def _fetch(dsn: str, query: str, *args: object) -> list[asyncpg.Record]:
 @programs_app.command("list")
 def programs_list(account: Account, data_dir: DataDir = None) -> None:
     """Each program and city with its status (the spec's Disabled / Degraded / Live, or Pending)."""
-    account_id = _cli()._uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     configure_logging(level="warning")
-    settings = _cli()._settings(data_dir)
+    settings = load_settings(data_dir)
 
     async def main() -> list[asyncpg.Record]:
-        async with _cli()._database(settings) as dsn:
+        async with database(settings) as dsn:
             return await _fetch(
                 dsn,
                 "select program_key, city, running, status, routing_active, tasks_60m, done_60m, failed_60m, "
@@ -126,11 +121,11 @@ def programs_list(account: Account, data_dir: DataDir = None) -> None:
                 account_id,
             )
 
-    rows = _cli()._run(main)
+    rows = run(main)
     columns = ("program", "city", "running", "status", "routing", "tasks_60m", "done_60m", "failed_60m", "last_ok")
     table = Table(*columns)
     for row in rows:
-        table.add_row(*[_cli()._cell(v) for v in row])
+        table.add_row(*[cell(v) for v in row])
     out.print(table)
     if not rows:
         out.print("(no programs yet: touchline programs start --account … --city miami)")
@@ -145,15 +140,15 @@ def crawl_tasks(
     data_dir: DataDir = None,
 ) -> None:
     """The account's crawl tasks from `lead_hunter.craigslist_tasks_v1`, newest first."""
-    account_id = _cli()._uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     if status is not None and status not in ("queued", "claimed", "done", "failed", "cancelled"):
         err.print(f"[bold red]error:[/] --status: unknown status {status!r}", highlight=False)
         raise typer.Exit(2)
     configure_logging(level="warning")
-    settings = _cli()._settings(data_dir)
+    settings = load_settings(data_dir)
 
     async def main() -> list[asyncpg.Record]:
-        async with _cli()._database(settings) as dsn:
+        async with database(settings) as dsn:
             return await _fetch(
                 dsn,
                 "select id, source, task_type, city, status, attempts, claimed_by, coalesce(error_kind, gone_reason), "
@@ -166,26 +161,23 @@ def crawl_tasks(
                 limit,
             )
 
-    rows = _cli()._run(main)
+    rows = run(main)
     columns = ("id", "source", "type", "city", "status", "attempts", "claimed_by", "error/gone", "posting", "created")
     table = Table(*columns)
     for row in rows:
-        table.add_row(*[_cli()._cell(v) for v in row])
+        table.add_row(*[cell(v) for v in row])
     out.print(table)
 
 
 @crawl_app.command("enqueue")
 def crawl_enqueue(account: Account, city: City, program: Program = "craigslist", data_dir: DataDir = None) -> None:
     """Queue one discover for a city (what the spec's enqueue SQL does), without starting a program."""
-    account_id = _cli()._uuid_option("--account", account)
+    account_id = uuid_option("--account", account)
     configure_logging(level="warning")
-    settings = _cli()._settings(data_dir)
-
-    async def main() -> str:
-        async with _cli()._database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
-            return str(await CrawlTasks(store).enqueue_discover(account_id, city, source=program, enqueued_by="cli"))
-
-    out.print(f"queued discover {_cli()._run(main)}")
+    task_id = with_store(
+        data_dir, lambda store: CrawlTasks(store).enqueue_discover(account_id, city, source=program, enqueued_by="cli")
+    )
+    out.print(f"queued discover {task_id}")
 
 
 @crawl_app.command("cancel")
@@ -195,16 +187,10 @@ def crawl_cancel(
     data_dir: DataDir = None,
 ) -> None:
     """Cancel a task that has not ended."""
-    account_id = _cli()._uuid_option("--account", account)
-    task = _cli()._uuid_option("--task-id", task_id)
+    account_id = uuid_option("--account", account)
+    task = uuid_option("--task-id", task_id)
     configure_logging(level="warning")
-    settings = _cli()._settings(data_dir)
-
-    async def main() -> None:
-        async with _cli()._database(settings) as dsn, open_postgres_store(dsn, writers=1) as store:
-            await CrawlTasks(store).cancel(account_id, task, "cancelled from the CLI")
-
-    _cli()._run(main)
+    with_store(data_dir, lambda store: CrawlTasks(store).cancel(account_id, task, "cancelled from the CLI"))
     out.print(f"cancelled {task}")
 
 
@@ -221,13 +207,6 @@ def bench_hunter(
     data_dir: DataDir = None,
 ) -> None:
     """Detail pages per minute with 1, 2 and 4 browser contexts (jitter off), beside fetch+parse without a browser."""
-    import json
-    import uuid
-
-    import msgspec
-
-    from actors.hunter_bench import format_hunter_bench, run_hunter_bench
-    from gateways.embedded import open_infrastructure, with_database
 
     try:
         counts = [int(c) for c in contexts.split(",") if c.strip()]
@@ -238,29 +217,13 @@ def bench_hunter(
         err.print("[bold red]error:[/] --contexts and --postings must be at least 1", highlight=False)
         raise typer.Exit(2)
     configure_logging(level="warning")
-    cli = _cli()
-    settings = cli._settings(data_dir)
+    settings = load_settings(data_dir)
 
-    async def main() -> object:
-        async with open_infrastructure(settings, with_nats=False) as infra:
-            name = f"touchline_bench_{uuid.uuid4().hex[:12]}"
-            admin = await cli._connect(infra.database_url)
-            try:
-                await admin.execute(f'create database "{name}"')
-            finally:
-                await admin.close()
-            dsn = with_database(infra.database_url, name)
-            try:
-                await cli._migrate(dsn)
-                return await run_hunter_bench(dsn, postings=postings, contexts=counts)
-            finally:
-                admin = await cli._connect(infra.database_url)
-                try:
-                    await admin.execute(f'drop database if exists "{name}" with (force)')
-                finally:
-                    await admin.close()
+    async def main() -> HunterBenchResult:
+        async with open_infrastructure(settings, with_nats=False) as infra, bench_database(infra.database_url) as dsn:
+            return await run_hunter_bench(dsn, postings=postings, contexts=counts)
 
-    result = cli._run(main)
+    result = run(main)
     if as_json:
         print(json.dumps(msgspec.to_builtins(result)))
         return
@@ -280,16 +243,6 @@ def demo_site(
     page_size: Annotated[int, typer.Option(help="Results per search page")] = 20,
 ) -> None:
     """Serve realistic by-owner car listings (Craigslist's and Encuentra24's DOM) until Ctrl-C."""
-    import anyio
-
-    from gateways.listings.site import (
-        CRAIGSLIST_TEMPLATE_PATH,
-        ENCUENTRA24_TEMPLATE_PATH,
-        ListingSite,
-        generate_listings,
-        serve_listing_site,
-    )
-
     site = ListingSite(page_size=page_size)
     try:
         for n, city in enumerate(c.strip() for c in cities.split(",") if c.strip()):
