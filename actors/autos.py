@@ -15,20 +15,20 @@ from uuid import UUID
 import msgspec
 
 from actors.campaigns import Campaigns, CampaignState
+from actors.crawl import CrawlTasks
 from actors.org import OrgSettings, check_routing
 from events.catalog import (
     CampaignActivated,
     CampaignPaused,
     CrawlTaskCancelled,
     CrawlTaskEnqueued,
-    Event,
     LeadgenRoutingSet,
     campaign_stream,
     crawl_task_stream,
     org_stream,
 )
 from events.errors import CommandRejected
-from events.store import NO_STREAM, EventFilter, EventStore, StreamAppend
+from events.store import NO_STREAM, EventStore, StreamAppend
 
 Outcome = Literal["activated", "deactivated", "needs_setup", "needs_confirmation"]
 
@@ -158,16 +158,15 @@ class Autos:
                 )
             )
         cancelled = []
-        for task_id, (version, task_city) in (await self._queued_tasks(account_id)).items():
-            if task_city == city:
-                cancelled.append(task_id)
-                appends.append(
-                    StreamAppend(
-                        stream_id=crawl_task_stream(task_id),
-                        events=[CrawlTaskCancelled(task_id=task_id, account_id=account_id, reason="autos.deactivate")],
-                        expected_version=version,
-                    )
+        for task in await CrawlTasks(self.store).queued(account_id, city):
+            cancelled.append(task.task_id)
+            appends.append(
+                StreamAppend(
+                    stream_id=task.stream_id,
+                    events=[CrawlTaskCancelled(task_id=task.task_id, account_id=account_id, reason="autos.deactivate")],
+                    expected_version=task.version,
                 )
+            )
         campaign, refusal = await self._the_campaign(account_id, city)
         if campaign is not None and campaign.is_active:
             appends.append(
@@ -197,16 +196,3 @@ class Autos:
             campaign_id=campaign.campaign_id,
             cancelled_tasks=cancelled,
         )
-
-    async def _queued_tasks(self, account_id: UUID) -> dict[UUID, tuple[int, str]]:
-        """Crawl tasks still waiting (enqueued, not claimed or ended): id → (stream version, city)."""
-        streams: dict[str, list[Event]] = {}
-        async for batch in self.store.read_all(0, filter=EventFilter(account_id=account_id, category="crawl_task")):
-            for env in batch:
-                streams.setdefault(env.stream_id, []).append(env.event)
-        queued = {}
-        for events in streams.values():
-            first = events[0]
-            if isinstance(first, CrawlTaskEnqueued) and len(events) == 1:
-                queued[first.task_id] = (1, first.city)
-        return queued

@@ -29,9 +29,10 @@ from events.catalog import (
     crawl_task_stream,
     lead_stream,
 )
+from events.catalog.crawl import CATEGORY
 from events.envelope import Envelope
 from events.errors import CommandRejected, ConcurrencyError, NotFound
-from events.store import NO_STREAM, EventStore, StreamAppend
+from events.store import NO_STREAM, EventFilter, EventStore, StreamAppend
 
 TaskStatus = Literal["queued", "claimed", "done", "failed", "cancelled"]
 SOURCES: Final = ("craigslist", "encuentra24")
@@ -244,10 +245,29 @@ class CrawlTasks:
             raise NotFound("crawl.cancel", f"no crawl task {task_id}", field="task_id")
         if task.ended:
             raise CommandRejected("crawl.cancel", f"task {task_id} is {task.status} already", field="task_id")
-        cancelled = CrawlTaskCancelled(task_id=task_id, account_id=account_id, reason=reason)
-        await self._append(task, [cancelled])
+        await self.cancel_task(task, reason)
         task.status = "cancelled"
         return task
+
+    async def cancel_task(self, task: TaskState, reason: str) -> None:
+        """Cancel a task as it was folded; LostTask when it moved on meanwhile."""
+        await self._append(task, [CrawlTaskCancelled(task_id=task.task_id, account_id=task.account_id, reason=reason)])
+
+    async def queued(self, account_id: UUID, city: str, *, source: str | None = None) -> list[TaskState]:
+        """The account's tasks for `city` (of `source`, or any) still waiting: enqueued, nothing since.
+
+        Read from the log, task by task, so a caller can cancel them at the versions it saw.
+        """
+        streams: dict[str, list[Envelope]] = {}
+        async for batch in self.store.read_all(0, filter=EventFilter(account_id=account_id, category=CATEGORY)):
+            for env in batch:
+                streams.setdefault(env.stream_id, []).append(env)
+        tasks = (fold_task(envelopes) for envelopes in streams.values())
+        return [
+            t
+            for t in tasks
+            if t is not None and t.status == "queued" and t.city == city and source in (None, t.source)
+        ]
 
     async def _append(self, task: TaskState, events: list[Event]) -> int:
         try:

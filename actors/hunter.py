@@ -17,7 +17,7 @@ import os
 import random
 import re
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from html import escape
 from pathlib import Path
@@ -32,17 +32,20 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from actors.clock import Clock, SystemClock
-from actors.crawl import CrawlTasks, LostTask, TaskState, detail_task_id, fold_task, lead_id_for, task_from
+from actors.crawl import CrawlTasks, LostTask, TaskState, detail_task_id, lead_id_for, task_from
 from actors.programs import ProgramState, discover_task_id
 from events.catalog import (
     CrawlTaskCancelled,
+    CrawlTaskClaimed,
     CrawlTaskCompleted,
     CrawlTaskEnqueued,
     CrawlTaskFailed,
+    CrawlTaskLeaseExtended,
     LeadIngested,
     ProgramStarted,
     ProgramStopped,
     crawl_task_stream,
+    event_type,
 )
 from events.envelope import Envelope
 from events.errors import ConcurrencyError, ConfigError
@@ -56,18 +59,14 @@ log = structlog.get_logger("touchline.hunter")
 SYSTEM_CHROMIUM: Final = "/usr/bin/chromium"
 CHROMIUM_ARGS: Final = ("--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage")
 _BODY_MAX: Final = 20_000
-_TASK_TYPES: Final = frozenset(
-    {
-        "CrawlTaskEnqueued",
-        "CrawlTaskClaimed",
-        "CrawlTaskLeaseExtended",
-        "CrawlTaskCompleted",
-        "CrawlTaskFailed",
-        "CrawlTaskCancelled",
-        "ProgramStarted",
-        "ProgramStopped",
-    }
-)
+# What the hunter follows in the log: every crawl task's life, and programs starting and stopping.
+_FOLLOWED: Final = frozenset(
+    event_type(cls)
+    for cls in (
+        CrawlTaskEnqueued, CrawlTaskClaimed, CrawlTaskLeaseExtended, CrawlTaskCompleted, CrawlTaskFailed,
+        CrawlTaskCancelled, ProgramStarted, ProgramStopped,
+    )
+)  # fmt: skip
 
 
 class HunterSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -350,9 +349,8 @@ class Hunter:
             executable_path=path, headless=headless, slow_mo=self.settings.slowmo_ms, args=list(CHROMIUM_ARGS)
         )
 
-    async def wait_until(self, condition: object) -> None:
+    async def wait_until(self, condition: Callable[[Hunter], bool]) -> None:
         """Until `condition(self)` holds, woken whenever the hunter made progress (tests, bench)."""
-        assert callable(condition)
         while not condition(self):
             await self._progressed()
 
@@ -366,7 +364,7 @@ class Hunter:
     # --- knowing the work ----------------------------------------------------------------------
 
     async def _follow(self, loaded: anyio.Event) -> None:
-        wanted = EventFilter(types=_TASK_TYPES)
+        wanted = EventFilter(types=_FOLLOWED)
         head = await self.store.head_position()
         async for batch in self.store.read_all(0, filter=wanted):
             for env in batch:
@@ -458,10 +456,7 @@ class Hunter:
         program = self.board.program_of(task)
         try:
             if program is not None and not program.running and (program.stopped_at or now) > task.enqueued_at:
-                await self.tasks._append(
-                    task,
-                    [CrawlTaskCancelled(task_id=task.task_id, account_id=task.account_id, reason="program stopped")],
-                )
+                await self.tasks.cancel_task(task, "program stopped")
                 self.stats.cancelled += 1
                 return context
             if task.attempts >= self.settings.max_attempts:
@@ -629,17 +624,16 @@ class Hunter:
             return source.parse_search(html, url)
         except ValueError as exc:
             problem = str(exc)
-        if await self._appears(page, "search"):
+        if await self._appears(page, source.search_ready):
             try:
                 return source.parse_search(await self._content(page), url)
             except ValueError as exc:
                 problem = str(exc)
         raise TaskFailure("search_missing_dom", problem, page=page)
 
-    async def _appears(self, page: Page, kind: str) -> bool:
-        """Whether the page shows its DOM within CL_WAIT_SELECTOR_MS (pages that render late)."""
-        selector = _READY.get(kind)
-        if selector is None or self.settings.wait_selector_ms == 0:
+    async def _appears(self, page: Page, selector: str) -> bool:
+        """Whether the page shows `selector` within CL_WAIT_SELECTOR_MS (pages that render late)."""
+        if self.settings.wait_selector_ms == 0:
             return False
         try:
             await page.wait_for_selector(selector, timeout=self.settings.wait_selector_ms, state="attached")
@@ -653,7 +647,7 @@ class Hunter:
         assert task.url is not None and task.posting_id is not None
         status, html = await self._open(page, task.url, source)
         result = source.parse_detail(html, task.url, status)
-        if isinstance(result, MissingDom) and status < 400 and await self._appears(page, "detail"):
+        if isinstance(result, MissingDom) and status < 400 and await self._appears(page, source.detail_ready):
             result = source.parse_detail(await self._content(page), task.url, status)
         done = CrawlTaskCompleted(task_id=task.task_id, account_id=task.account_id)
         match result:
@@ -678,7 +672,7 @@ class Hunter:
             account_id=task.account_id,
             source=source.key,
             external_id=task.posting_id,
-            country=posting.country or source.country(task.city),
+            country=posting.country,
             city=task.city,
             url=task.url,
             title=posting.title,
@@ -726,13 +720,6 @@ class Hunter:
         return screenshot, html
 
 
-# The DOM a late-rendering page is waited for (CL_WAIT_SELECTOR_MS) before it counts as missing.
-_READY: Final = {
-    "search": "li.cl-static-search-result, li.result-row, ol.cl-static-search-results, article.d3-ad-tile",
-    "detail": "#postingbody, #titletextonly, .d3-property-headline__title, .d3-property__description",
-}
-
-
 class _Held:
     """The task a slot works, as the last append left it (the lease keeper extends it meanwhile)."""
 
@@ -756,4 +743,4 @@ async def open_hunter(
             tg.cancel_scope.cancel()
 
 
-__all__ = ["Hunter", "HunterSettings", "HunterStats", "TaskFailure", "fold_task", "open_hunter"]
+__all__ = ["Hunter", "HunterSettings", "HunterStats", "TaskFailure", "open_hunter"]

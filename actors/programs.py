@@ -16,7 +16,7 @@ from uuid import UUID
 
 import msgspec
 
-from actors.crawl import check_source, fold_task, normalise_city
+from actors.crawl import CrawlTasks, check_source, normalise_city
 from actors.org import OrgSettings
 from events.catalog import (
     CrawlTaskCancelled,
@@ -29,7 +29,7 @@ from events.catalog import (
 )
 from events.envelope import Envelope
 from events.errors import CommandRejected
-from events.store import NO_STREAM, EventFilter, EventStore, StreamAppend
+from events.store import NO_STREAM, EventStore, StreamAppend
 
 Outcome = Literal["started", "discover_queued", "stopped", "not_running", "needs_setup", "needs_confirmation"]
 
@@ -98,19 +98,6 @@ class Programs:
         for env in await self.store.read_stream(state.stream_id):
             state.apply(env)
         return state
-
-    async def all(self, account_id: UUID) -> list[ProgramState]:
-        programs: dict[str, ProgramState] = {}
-        async for batch in self.store.read_all(0, filter=EventFilter(account_id=account_id, category="program")):
-            for env in batch:
-                event = env.event
-                if isinstance(event, ProgramStarted | ProgramStopped):
-                    state = programs.setdefault(
-                        env.stream_id,
-                        ProgramState(account_id=account_id, program_key=event.program_key, city=event.city),
-                    )
-                    state.apply(env)
-        return sorted(programs.values(), key=lambda p: (p.program_key, p.city))
 
     async def start(
         self,
@@ -209,7 +196,7 @@ class Programs:
                 city=city,
                 message=f"{program_key} {city} is not running",
             )
-        queued = await self._queued(account_id, program_key, city)
+        queued = await CrawlTasks(self.store).queued(account_id, city, source=program_key)
         appends = [
             StreamAppend(
                 stream_id=state.stream_id,
@@ -219,12 +206,12 @@ class Programs:
                 expected_version=state.version,
             )
         ]
-        for task_id, version in queued.items():
+        for task in queued:
             appends.append(
                 StreamAppend(
-                    stream_id=crawl_task_stream(task_id),
-                    events=[CrawlTaskCancelled(task_id=task_id, account_id=account_id, reason=f"{command}")],
-                    expected_version=version,
+                    stream_id=task.stream_id,
+                    events=[CrawlTaskCancelled(task_id=task.task_id, account_id=account_id, reason=command)],
+                    expected_version=task.version,
                 )
             )
         await self.store.append_many(appends, correlation_id=uuid.uuid4())
@@ -233,20 +220,8 @@ class Programs:
             program_key=program_key,
             city=city,
             message=f"{program_key} {city} stopped; {len(queued)} queued task(s) cancelled",
-            cancelled_tasks=list(queued),
+            cancelled_tasks=[task.task_id for task in queued],
         )
-
-    async def _queued(self, account_id: UUID, source: str, city: str) -> dict[UUID, int]:
-        streams: dict[str, list[Envelope]] = {}
-        async for batch in self.store.read_all(0, filter=EventFilter(account_id=account_id, category="crawl_task")):
-            for env in batch:
-                streams.setdefault(env.stream_id, []).append(env)
-        queued = {}
-        for envelopes in streams.values():
-            task = fold_task(envelopes)
-            if task is not None and task.status == "queued" and task.source == source and task.city == city:
-                queued[task.task_id] = task.version
-        return queued
 
     @staticmethod
     def _discover(account_id: UUID, source: str, city: str, task_id: UUID, by: str) -> Event:

@@ -73,6 +73,10 @@ class ListingSource(Protocol):
     key: str  # the program key and leads.source: "craigslist", "encuentra24"
     base_url_env: str  # the environment variable of the base URL template
     default_base_url: str  # the template, with "{city}"
+    # What a page shows once its DOM is there: a late-rendering page is waited for that long
+    # (CL_WAIT_SELECTOR_MS) before it counts as missing its DOM.
+    search_ready: str
+    detail_ready: str
 
     def search_url(self, base_url: str) -> str:
         """The first page of the by-owner cars search under `base_url` (the template filled in)."""

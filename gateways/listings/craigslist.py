@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from urllib.parse import urljoin, urlsplit
+from typing import Final
+from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from gateways.listings import Blocked, DetailResult, Gone, GoneReason, MissingDom, Posting, SearchPage
+from gateways.listings import Blocked, DetailResult, GoneReason, MissingDom, Posting, SearchPage
 from gateways.listings.contacts import find_emails, find_phones
+from gateways.listings.markup import (
+    ResultsMarkup,
+    attribute_key,
+    body_text,
+    float_attr,
+    gone_by_text,
+    http_block,
+    node_text,
+    page_text,
+    whole_units,
+)
 
 _POSTING_ID = re.compile(r"/(\d+)\.html$")
 _RESULT_LINKS = (
@@ -19,9 +31,16 @@ _RESULT_LINKS = (
     "li.result-row a.result-title[href]",  # the older result rows
 )
 _RESULTS_CONTAINERS = "ol.cl-static-search-results, div.cl-results-page, ul.rows, #search-results, div.content ul.rows"
-_NO_RESULTS = ".cl-empty-results, .noresults, .no-results, .cl-no-results"
-_NO_RESULTS_TEXT = ("nothing found for that search", "no results")
-_NEXT_LINKS = ("a.button.next", "a.next", "link[rel=next]")
+_RESULTS: Final = ResultsMarkup(
+    site="Craigslist",
+    result_links=_RESULT_LINKS,
+    containers=_RESULTS_CONTAINERS,
+    no_results=".cl-empty-results, .noresults, .no-results, .cl-no-results",
+    no_results_text=("nothing found for that search", "no results"),
+    next_links=("a.button.next", "a.next", "link[rel=next]"),
+    total="span.totalcount",
+    expected="ol.cl-static-search-results, li.result-row",
+)
 _GONE_TEXT: tuple[tuple[str, GoneReason], ...] = (
     ("this posting has been deleted by its author", "deleted"),
     ("this posting has expired", "expired"),
@@ -29,54 +48,7 @@ _GONE_TEXT: tuple[tuple[str, GoneReason], ...] = (
 )
 _BLOCK_TEXT = re.compile(r"\bthis ip has been automatically blocked\b|\bblocked\b", re.IGNORECASE)
 _POSTING_DOM = "span#titletextonly, section#postingbody"
-# Lines of the body come from <br> and block elements; this stands for them until whitespace is collapsed.
-LINE_BREAK = "\u2029"
 _BODY_BOILERPLATE = "div.print-information, .print-qrcode-container, script, style, a.show-contact, .show-contact"
-
-
-def node_text(node: LexborNode | None) -> str:
-    """The node's text with runs of whitespace collapsed, "" for no node."""
-    if node is None:
-        return ""
-    return " ".join(node.text(separator=" ").split())
-
-
-def body_text(node: LexborNode, boilerplate: str) -> str:
-    """The seller's text under `node`: lines kept, whitespace collapsed, `boilerplate` removed."""
-    for junk in node.css(boilerplate):
-        junk.decompose()
-    for br in node.css("br"):
-        br.replace_with(LINE_BREAK)
-    for block in node.css("p, div, li"):
-        block.insert_after(LINE_BREAK)
-    lines = [" ".join(line.split()) for line in node.text().split(LINE_BREAK)]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def whole_units(text: str) -> int | None:
-    """ "$6,500" -> 6500; None when the text holds no digits (a "call for price" listing)."""
-    digits = re.sub(r"[^\d]", "", text.split(".")[0] if re.search(r"\.\d{2}$", text) else text)
-    return int(digits) if digits else None
-
-
-def page_text(tree: LexborHTMLParser) -> str:
-    body = tree.body
-    return node_text(body if body is not None else tree.root).lower()
-
-
-def attribute_key(label: str) -> str:
-    """ "title status:" -> "title_status"."""
-    return "_".join(label.strip().rstrip(":").strip().lower().split())
-
-
-def _float_attr(node: LexborNode | None, name: str) -> float | None:
-    if node is None:
-        return None
-    raw = node.attributes.get(name)
-    try:
-        return float(raw) if raw else None
-    except ValueError:
-        return None
 
 
 def _parse_time(raw: str) -> datetime | None:
@@ -100,6 +72,8 @@ class Craigslist:
     key = "craigslist"
     base_url_env = "CL_BASE_URL_TEMPLATE"
     default_base_url = "https://{city}.craigslist.org"
+    search_ready = _RESULTS_CONTAINERS
+    detail_ready = _POSTING_DOM
 
     def search_url(self, base_url: str) -> str:
         return base_url.rstrip("/") + "/search/cto"
@@ -112,10 +86,8 @@ class Craigslist:
         return "US"
 
     def check_block(self, html: str, status: int) -> Blocked | None:
-        if status == 403:
-            return Blocked(kind="blocked_403", status=status, message="HTTP 403 from Craigslist")
-        if status == 503:
-            return Blocked(kind="blocked_503", status=status, message="HTTP 503 from Craigslist")
+        if (blocked := http_block("Craigslist", status)) is not None:
+            return blocked
         if not 200 <= status < 300:
             return None
         tree = LexborHTMLParser(html)
@@ -130,41 +102,7 @@ class Craigslist:
         return Blocked(kind="blocked_200", status=status, message=f"block page served with {status}: {notice!r}")
 
     def parse_search(self, html: str, page_url: str) -> SearchPage:
-        tree = LexborHTMLParser(html)
-        urls: list[str] = []
-        for selector in _RESULT_LINKS:
-            for link in tree.css(selector):
-                url = urljoin(page_url, link.attributes.get("href") or "")
-                if self.posting_id(url) is not None and url not in urls:
-                    urls.append(url)
-        if not urls and tree.css_first(_RESULTS_CONTAINERS) is None and not self._says_no_results(tree):
-            title = node_text(tree.css_first("title")) or page_text(tree)[:80]
-            raise ValueError(
-                f"not a Craigslist results page: {page_url} has no ol.cl-static-search-results, "
-                f"li.result-row or no-results notice (page title {title!r})"
-            )
-        return SearchPage(posting_urls=urls, next_url=self._next_url(tree, page_url), total=self._total(tree))
-
-    def _says_no_results(self, tree: LexborHTMLParser) -> bool:
-        if tree.css_first(_NO_RESULTS) is not None:
-            return True
-        text = page_text(tree)
-        return any(marker in text for marker in _NO_RESULTS_TEXT)
-
-    def _next_url(self, tree: LexborHTMLParser, page_url: str) -> str | None:
-        for selector in _NEXT_LINKS:
-            for link in tree.css(selector):
-                href = (link.attributes.get("href") or "").strip()
-                classes = (link.attributes.get("class") or "").split()
-                if not href or href == "#" or "disabled" in classes:
-                    continue
-                url = urljoin(page_url, href)
-                return None if url == page_url else url
-        return None
-
-    def _total(self, tree: LexborHTMLParser) -> int | None:
-        digits = re.sub(r"\D", "", node_text(tree.css_first("span.totalcount")))
-        return int(digits) if digits else None
+        return _RESULTS.parse(html, page_url, self.posting_id)
 
     def parse_detail(self, html: str, url: str, status: int) -> DetailResult:
         if (blocked := self.check_block(html, status)) is not None:
@@ -172,13 +110,10 @@ class Craigslist:
         tree = LexborHTMLParser(html)
         title_node = tree.css_first("span#titletextonly")
         removed = tree.css_first("div.removed")
-        if title_node is None or removed is not None or status in (404, 410):
-            text = page_text(tree)
-            for marker, reason in _GONE_TEXT:
-                if marker in text:
-                    return Gone(reason=reason, status=status)
-            if status in (404, 410):
-                return Gone(reason="not_found", status=status)
+        if (title_node is None or removed is not None or status in (404, 410)) and (
+            gone := gone_by_text(tree, status, _GONE_TEXT)
+        ):
+            return gone
         if title_node is None:
             return MissingDom(message=f"no span#titletextonly (h1.postingtitle) on {url} (HTTP {status})")
         body_node = tree.css_first("section#postingbody")
@@ -204,8 +139,8 @@ class Craigslist:
             body=body,
             attributes=self._attributes(tree),
             neighborhood=hood or None,
-            latitude=_float_attr(map_node, "data-latitude"),
-            longitude=_float_attr(map_node, "data-longitude"),
+            latitude=float_attr(map_node, "data-latitude"),
+            longitude=float_attr(map_node, "data-longitude"),
             posted_at=self._posted_at(tree),
             phones=find_phones(seller_text, "US"),
             emails=find_emails(seller_text),

@@ -5,14 +5,25 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
-from urllib.parse import urljoin, urlsplit
+from typing import Final
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from selectolax.lexbor import LexborHTMLParser, LexborNode
+from selectolax.lexbor import LexborHTMLParser
 
-from gateways.listings import Blocked, DetailResult, Gone, GoneReason, MissingDom, Posting, SearchPage
+from gateways.listings import Blocked, DetailResult, GoneReason, MissingDom, Posting, SearchPage
 from gateways.listings.contacts import find_emails, find_phones
-from gateways.listings.craigslist import attribute_key, body_text, node_text, page_text, whole_units
+from gateways.listings.markup import (
+    ResultsMarkup,
+    attribute_key,
+    body_text,
+    float_attr,
+    gone_by_text,
+    http_block,
+    node_text,
+    page_text,
+    whole_units,
+)
 
 COUNTRIES: dict[str, str] = {
     "costa-rica": "CR",
@@ -35,9 +46,17 @@ PRIVATE_SELLERS_QUERY = "q=f_seller.private"
 _POSTING_ID = re.compile(r"/[^/]+/(\d{5,})/?$")
 _RESULT_LINKS = ("article.d3-ad-tile a.d3-ad-tile__description[href]", "article.d3-ad-tile .d3-ad-tile__cover a[href]")
 _RESULTS_CONTAINERS = "article.d3-ad-tile, .d3-ads-grid, .d3-search-results"
-_NO_RESULTS = ".d3-search-no-results, .d3-no-results"
-_NO_RESULTS_TEXT = ("no encontramos resultados", "no hay resultados", "0 resultados")
-_NEXT_LINKS = ("a.d3-pagination__next", "link[rel=next]", "a[rel=next]")
+_RESULTS: Final = ResultsMarkup(
+    site="Encuentra24",
+    result_links=_RESULT_LINKS,
+    containers=_RESULTS_CONTAINERS,
+    no_results=".d3-search-no-results, .d3-no-results",
+    no_results_text=("no encontramos resultados", "no hay resultados", "0 resultados"),
+    next_links=("a.d3-pagination__next", "link[rel=next]", "a[rel=next]"),
+    disabled_classes=frozenset({"disabled", "d3-pagination__next--disabled"}),
+    total=".d3-search-header__count, .d3-results-count",
+    expected="article.d3-ad-tile",
+)
 _TITLE = "h1.d3-property-headline__title, h1.d3-property-headline, .d3-property-headline h1"
 _GONE_TEXT: tuple[tuple[str, GoneReason], ...] = (
     ("este anuncio ha sido eliminado", "deleted"),
@@ -95,6 +114,8 @@ class Encuentra24:
     key = "encuentra24"
     base_url_env = "E24_BASE_URL_TEMPLATE"
     default_base_url = "https://www.encuentra24.com/{city}-es"
+    search_ready = _RESULTS_CONTAINERS
+    detail_ready = _TITLE
 
     def search_url(self, base_url: str) -> str:
         return f"{base_url.rstrip('/')}/autos-usados?{PRIVATE_SELLERS_QUERY}"
@@ -114,10 +135,8 @@ class Encuentra24:
             raise ValueError(f"unknown Encuentra24 country slug {city!r}: use one of {accepted}") from None
 
     def check_block(self, html: str, status: int) -> Blocked | None:
-        if status == 403:
-            return Blocked(kind="blocked_403", status=status, message="HTTP 403 from Encuentra24")
-        if status == 503:
-            return Blocked(kind="blocked_503", status=status, message="HTTP 503 from Encuentra24")
+        if (blocked := http_block("Encuentra24", status)) is not None:
+            return blocked
         if not 200 <= status < 300:
             return None
         tree = LexborHTMLParser(html)
@@ -130,41 +149,7 @@ class Encuentra24:
         return Blocked(kind="blocked_200", status=status, message=f"block page served with {status}: {text[:200]!r}")
 
     def parse_search(self, html: str, page_url: str) -> SearchPage:
-        tree = LexborHTMLParser(html)
-        urls: list[str] = []
-        for selector in _RESULT_LINKS:
-            for link in tree.css(selector):
-                url = urljoin(page_url, link.attributes.get("href") or "")
-                if self.posting_id(url) is not None and url not in urls:
-                    urls.append(url)
-        if not urls and tree.css_first(_RESULTS_CONTAINERS) is None and not self._says_no_results(tree):
-            title = node_text(tree.css_first("title")) or page_text(tree)[:80]
-            raise ValueError(
-                f"not an Encuentra24 results page: {page_url} has no article.d3-ad-tile or no-results notice "
-                f"(page title {title!r})"
-            )
-        return SearchPage(posting_urls=urls, next_url=self._next_url(tree, page_url), total=self._total(tree))
-
-    def _says_no_results(self, tree: LexborHTMLParser) -> bool:
-        if tree.css_first(_NO_RESULTS) is not None:
-            return True
-        text = page_text(tree)
-        return any(marker in text for marker in _NO_RESULTS_TEXT)
-
-    def _next_url(self, tree: LexborHTMLParser, page_url: str) -> str | None:
-        for selector in _NEXT_LINKS:
-            for link in tree.css(selector):
-                href = (link.attributes.get("href") or "").strip()
-                classes = (link.attributes.get("class") or "").split()
-                if not href or href == "#" or "disabled" in classes or "d3-pagination__next--disabled" in classes:
-                    continue
-                url = urljoin(page_url, href)
-                return None if url == page_url else url
-        return None
-
-    def _total(self, tree: LexborHTMLParser) -> int | None:
-        digits = re.sub(r"\D", "", node_text(tree.css_first(".d3-search-header__count, .d3-results-count")))
-        return int(digits) if digits else None
+        return _RESULTS.parse(html, page_url, self.posting_id)
 
     def parse_detail(self, html: str, url: str, status: int) -> DetailResult:
         if (blocked := self.check_block(html, status)) is not None:
@@ -172,12 +157,8 @@ class Encuentra24:
         tree = LexborHTMLParser(html)
         title_node = tree.css_first(_TITLE)
         if title_node is None or status in (404, 410):
-            text = page_text(tree)
-            for marker, reason in _GONE_TEXT:
-                if marker in text:
-                    return Gone(reason=reason, status=status)
-            if status in (404, 410):
-                return Gone(reason="not_found", status=status)
+            if (gone := gone_by_text(tree, status, _GONE_TEXT)) is not None:
+                return gone
             return MissingDom(message=f"no h1.d3-property-headline__title on {url} (HTTP {status})")
         posting_id = self.posting_id(url)
         if posting_id is None:
@@ -210,8 +191,8 @@ class Encuentra24:
             body=body,
             attributes=attributes,
             neighborhood=location or None,
-            latitude=self._coordinate(map_node, "data-lat"),
-            longitude=self._coordinate(map_node, "data-lng"),
+            latitude=float_attr(map_node, "data-lat"),
+            longitude=float_attr(map_node, "data-lng"),
             posted_at=self._published(tree, region),
             phones=phones,
             emails=find_emails(seller_text),
@@ -226,13 +207,6 @@ class Encuentra24:
             if slug in COUNTRIES:
                 return COUNTRIES[slug]
         return "CR"
-
-    def _coordinate(self, node: LexborNode | None, name: str) -> float | None:
-        raw = node.attributes.get(name) if node is not None else None
-        try:
-            return float(raw) if raw else None
-        except ValueError:
-            return None
 
     def _attributes(self, tree: LexborHTMLParser) -> dict[str, str]:
         pairs: list[tuple[str, str]] = []
