@@ -15,7 +15,7 @@ from uuid import UUID
 import msgspec
 
 from actors.campaigns import Campaigns, CampaignState
-from actors.crawl import CrawlTasks
+from actors.crawl import CrawlTasks, normalise_city
 from actors.org import OrgSettings, check_routing
 from events.catalog import (
     CampaignActivated,
@@ -27,7 +27,6 @@ from events.catalog import (
     crawl_task_stream,
     org_stream,
 )
-from events.errors import CommandRejected
 from events.store import NO_STREAM, EventStore, StreamAppend
 
 Outcome = Literal["activated", "deactivated", "needs_setup", "needs_confirmation"]
@@ -45,13 +44,6 @@ class AutosResult(msgspec.Struct, kw_only=True):
 
 def campaign_key(city: str) -> str:
     return f"autos_outbound_{city}"
-
-
-def _city(command: str, city: str) -> str:
-    name = city.strip().lower().replace(" ", "")
-    if not name.isalnum():
-        raise CommandRejected(command, f"{city!r} is not a city name (letters and digits, e.g. miami)", field="city")
-    return name
 
 
 class Autos:
@@ -79,7 +71,7 @@ class Autos:
         return matches[0], None
 
     async def activate(self, account_id: UUID, city: str) -> AutosResult:
-        city = _city("autos.activate", city)
+        city = normalise_city("autos.activate", city)
         org = await self.org.get(account_id)
         routing = org.leadgen_routing
         if routing is None or not (routing.dealer_address or "").strip():
@@ -145,7 +137,7 @@ class Autos:
         Stopping is fail-safe: routing and tasks stop even when the campaign is missing or
         ambiguous, and the result says so.
         """
-        city = _city("autos.deactivate", city)
+        city = normalise_city("autos.deactivate", city)
         org = await self.org.get(account_id)
         appends: list[StreamAppend] = []
         if org.leadgen_routing is not None and org.leadgen_routing.active:

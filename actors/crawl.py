@@ -38,7 +38,8 @@ TaskStatus = Literal["queued", "claimed", "done", "failed", "cancelled"]
 SOURCES: Final = ("craigslist", "encuentra24")
 
 _DETAIL_TASKS: Final = uuid.UUID("3d7c1f0e-8a44-4b7e-b2a9-5e0c6f1d2b77")
-_CITY: Final = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
+_CITY: Final = re.compile(r"^[a-z0-9]{2,40}$")  # the same rule as lead_hunter.enqueue_craigslist_discover_v1
+_SLUG: Final = re.compile(r"^[a-z0-9][a-z0-9-]{1,40}$")
 
 
 def detail_task_id(account_id: UUID, source: str, posting_id: str) -> UUID:
@@ -51,13 +52,20 @@ def lead_id_for(account_id: UUID, source: str, external_id: str) -> UUID:
     return uuid.uuid5(account_id, f"{source}:{external_id}")
 
 
-def normalise_city(command: str, city: str) -> str:
-    """`Miami` → `miami`, `Costa Rica` → `costa-rica`; refuses what is not a city (or country) slug."""
-    name = "-".join((city or "").strip().lower().split())
+def normalise_city(command: str, city: str, source: str = "craigslist") -> str:
+    """The city as its site names it: Craigslist's subdomain (`New York` → `newyork`, as the spec's
+    enqueue SQL does), Encuentra24's country slug (`Costa Rica` → `costa-rica`); refuses the rest."""
+    words = (city or "").strip().lower().split()
+    if source == "encuentra24":
+        slug = "-".join(words)
+        if not _SLUG.match(slug):
+            raise CommandRejected(
+                command, f"{city!r} is not a country slug (letters, digits and '-', e.g. costa-rica)", field="city"
+            )
+        return slug
+    name = "".join(words)
     if not _CITY.match(name):
-        raise CommandRejected(
-            command, f"{city!r} is not a city name (letters, digits and '-', e.g. miami or costa-rica)", field="city"
-        )
+        raise CommandRejected(command, f"{city!r} is not a city name (letters and digits, e.g. miami)", field="city")
     return name
 
 
@@ -184,7 +192,7 @@ class CrawlTasks:
     ) -> UUID:
         """Queue a search of the city's by-owner cars; returns the task id."""
         check_source("crawl.enqueue_discover", source)
-        city = normalise_city("crawl.enqueue_discover", city)
+        city = normalise_city("crawl.enqueue_discover", city, source)
         task_id = task_id or uuid.uuid4()
         enqueued = CrawlTaskEnqueued(
             task_id=task_id, account_id=account_id, task_type="discover", city=city, source=source,

@@ -117,7 +117,7 @@ class Programs:
         """
         command = "program.start"
         program_key = check_source(command, program_key)
-        city = normalise_city(command, city)
+        city = normalise_city(command, city, program_key)
         if discover_every_s < MIN_DISCOVER_EVERY_S:
             raise CommandRejected(
                 command, f"must be at least {MIN_DISCOVER_EVERY_S} s, got {discover_every_s}", field="discover_every_s"
@@ -187,7 +187,7 @@ class Programs:
         finish; the hunter then queues nothing more for the program)."""
         command = "program.stop"
         program_key = check_source(command, program_key)
-        city = normalise_city(command, city)
+        city = normalise_city(command, city, program_key)
         state = await self.get(account_id, program_key, city)
         if not state.running:
             return ProgramResult(

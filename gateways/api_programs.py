@@ -445,7 +445,7 @@ def _program(request: web.Request, body_city: str | None = None) -> tuple[str, s
     if key not in SOURCES:
         raise HttpError(404, f"unknown program {key!r}; known programs: {', '.join(SOURCES)}", field="key")
     named = [c for c in (path_city if colon else None, request.query.get("city"), body_city) if c is not None]
-    cities = {normalise_city("program", c) for c in named}
+    cities = {normalise_city("program", c, key) for c in named}
     if len(cities) > 1:
         raise HttpError(
             400, f"the request names more than one city ({', '.join(sorted(cities))}): name one", field="city"

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from actors.clock import FakeClock
-from actors.crawl import CrawlTasks
+from actors.crawl import CrawlTasks, normalise_city
 from actors.hunter import open_hunter
 from actors.programs import Programs, discover_task_id
 from events.catalog import CrawlTaskEnqueued, ProgramStarted, program_stream
@@ -108,3 +108,14 @@ async def test_a_running_program_gets_one_discover_per_interval_whatever_the_num
         e for e in of_type(await events(pg_store, "crawl_task"), CrawlTaskEnqueued) if e.task_type == "discover"
     ]
     assert [d.task_id for d in discovers] == [started.discover_task_id, slot1]
+
+
+def test_cities_are_named_as_their_site_names_them() -> None:
+    # Craigslist subdomains have no separators (the spec's enqueue SQL strips spaces the same way);
+    # Encuentra24's countries are hyphenated slugs.
+    assert normalise_city("program.start", " New York ") == "newyork"
+    assert normalise_city("program.start", "Costa Rica", "encuentra24") == "costa-rica"
+    with pytest.raises(CommandRejected, match="city: 'new-york' is not a city name"):
+        normalise_city("program.start", "new-york")
+    with pytest.raises(CommandRejected, match="city: 'costa/rica' is not a country slug"):
+        normalise_city("program.start", "costa/rica", "encuentra24")
