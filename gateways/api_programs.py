@@ -219,18 +219,8 @@ def next_action(s: Situation) -> NextAction:
     )
 
 
-def spec_status(routed: bool, tasks_60m: int, done_60m: int, failed_60m: int) -> Status:
-    """The view's rule (projections/programs.py), for a city that has tasks but was never started
-    as a program (autos activate queues a discover alone), so the view has no row for it."""
-    if not routed or tasks_60m == 0:
-        return "Disabled"
-    if done_60m > 0:
-        return "Live"
-    return "Degraded" if failed_60m > 0 else "Pending"
-
-
 def _overall(statuses: list[Status]) -> Status:
-    """A program over its cities: the best any city does."""
+    """A program over its cities: the best any city does (Disabled without any)."""
     for status in ("Live", "Degraded", "Pending"):
         if status in statuses:
             return status
@@ -338,18 +328,7 @@ async def _cities(conn: Conn, account_id: UUID, key: str | None, city: str | Non
     by_program: dict[str, list[CityStatus]] = {k: [] for k in SOURCES}
     for r in await conn.fetch(_CITIES_SQL, account_id, key, city):
         by_program.setdefault(r["program_key"], []).append(
-            CityStatus(
-                city=r["city"],
-                running=r["running"],
-                status=r["status"],
-                routing_active=r["routing_active"],
-                routing_override=r["routing_override"],
-                tasks_60m=r["tasks_60m"],
-                done_60m=r["done_60m"],
-                failed_60m=r["failed_60m"],
-                leads_24h=r["leads_24h"],
-                last_success_at=r["last_success_at"],
-            )
+            CityStatus(**{name: r[name] for name in CityStatus.__struct_fields__})
         )
     return by_program
 
@@ -390,10 +369,7 @@ async def _detail(conn: Conn, account_id: UUID, key: str, city: str | None) -> P
         for r in await conn.fetch(_EVENTS_SQL, account_id, key, city, streams)
     ]
     running = any(c.running for c in cities)
-    if cities:
-        status = _overall([c.status for c in cities])
-    else:
-        status = spec_status(routing_active, counts["tasks_60m"], counts["done_60m"], counts["failed_60m"])
+    status = _overall([c.status for c in cities])  # no row: neither a program nor a task, Disabled
     situation = Situation(
         account_id=account_id,
         program_key=key,

@@ -64,12 +64,30 @@ select (coalesce(l.first_seen_at, l.created_at) at time zone 'UTC')::date as day
 #   Degraded: routing_active AND failed > 0 AND done = 0
 #   Live:     routing_active AND done > 0
 # and, where the spec says nothing: a stopped program is Disabled; tasks queued or claimed with
-# none ended yet is Pending. A program started with the routing override counts as routed.
+# none ended is Pending. A program started with the routing override counts as routed. A city
+# with tasks but no program (autos.activate, the spec's enqueue SQL) has a row too, by the
+# spec's rule alone.
 PROGRAM_STATUS: Final = View(
     schema="public",
     name="v_lead_program_status_v1",
     sql="""
-select p.account_id, p.program_key, p.city, p.running, p.routing_override,
+with t as (
+    select account_id, source, city,
+           count(*) filter (where created_at > now() - interval '60 minutes') as tasks_60m,
+           count(*) filter (where created_at > now() - interval '60 minutes' and status = 'queued') as queued_60m,
+           count(*) filter (where created_at > now() - interval '60 minutes' and status = 'claimed') as claimed_60m,
+           count(*) filter (where created_at > now() - interval '60 minutes' and status = 'done') as done_60m,
+           count(*) filter (where created_at > now() - interval '60 minutes' and status = 'failed') as failed_60m,
+           count(*) filter (where created_at > now() - interval '60 minutes' and status = 'cancelled') as cancelled_60m,
+           max(updated_at) filter (where status = 'done') as last_success_at
+      from lead_hunter.craigslist_tasks_v1
+     group by account_id, source, city
+)
+select coalesce(p.account_id, t.account_id) as account_id,
+       coalesce(p.program_key, t.source) as program_key,
+       coalesce(p.city, t.city) as city,
+       coalesce(p.running, false) as running,
+       coalesce(p.routing_override, false) as routing_override,
        coalesce((o.leadgen_routing->>'active')::boolean, false) as routing_active,
        coalesce(t.tasks_60m, 0) as tasks_60m,
        coalesce(t.queued_60m, 0) as queued_60m,
@@ -79,8 +97,8 @@ select p.account_id, p.program_key, p.city, p.running, p.routing_override,
        coalesce(t.cancelled_60m, 0) as cancelled_60m,
        t.last_success_at,
        case
-         when not p.running
-              or not (coalesce((o.leadgen_routing->>'active')::boolean, false) or p.routing_override)
+         when p.running is false
+              or not (coalesce((o.leadgen_routing->>'active')::boolean, false) or coalesce(p.routing_override, false))
               or coalesce(t.tasks_60m, 0) = 0 then 'Disabled'
          when t.done_60m > 0 then 'Live'
          when t.failed_60m > 0 then 'Degraded'
@@ -88,20 +106,8 @@ select p.account_id, p.program_key, p.city, p.running, p.routing_override,
        end as status,
        p.started_at, p.stopped_at, p.discover_every_s
   from public.lead_programs p
-  left join public.org_settings o on o.account_id = p.account_id
-  left join (
-        select account_id, source, city,
-               count(*) filter (where created_at > now() - interval '60 minutes') as tasks_60m,
-               count(*) filter (where created_at > now() - interval '60 minutes' and status = 'queued') as queued_60m,
-               count(*) filter (where created_at > now() - interval '60 minutes' and status = 'claimed') as claimed_60m,
-               count(*) filter (where created_at > now() - interval '60 minutes' and status = 'done') as done_60m,
-               count(*) filter (where created_at > now() - interval '60 minutes' and status = 'failed') as failed_60m,
-               count(*) filter (where created_at > now() - interval '60 minutes'
-                                  and status = 'cancelled') as cancelled_60m,
-               max(updated_at) filter (where status = 'done') as last_success_at
-          from lead_hunter.craigslist_tasks_v1
-         group by account_id, source, city
-       ) t on t.account_id = p.account_id and t.source = p.program_key and t.city = p.city
+  full join t on t.account_id = p.account_id and t.source = p.program_key and t.city = p.city
+  left join public.org_settings o on o.account_id = coalesce(p.account_id, t.account_id)
 """,
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
+from actors.crawl import CrawlTasks
 from actors.org import OrgSettings
 from actors.programs import Programs
 from events.catalog import (
@@ -50,6 +51,7 @@ async def test_program_status_follows_the_spec_and_ssv_counts_leads_per_utc_day(
     await task(pg_store, "miami", "failed")
     await task(pg_store, "tampa", "failed")
     await programs.stop(ACCOUNT, "craigslist", "austin")  # its queued discover is cancelled
+    await CrawlTasks(pg_store).enqueue_discover(ACCOUNT, "denver")  # a task, and no program
     yesterday = datetime.now(UTC) - timedelta(days=1)
     for n, seen in enumerate([yesterday, yesterday, datetime.now(UTC)]):
         lead_id = uuid.uuid4()
@@ -72,6 +74,7 @@ async def test_program_status_follows_the_spec_and_ssv_counts_leads_per_utc_day(
         status = {r["city"]: (r["running"], r["status"]) for r in rows}
         assert status == {
             "austin": (False, "Disabled"),  # stopped (its cancelled task is within the 60 minutes)
+            "denver": (False, "Pending"),  # no program: the spec's rule alone (routed, a task, none ended)
             "miami": (True, "Live"),  # done > 0
             "orlando": (True, "Pending"),  # its discover is queued, nothing ended yet
             "tampa": (True, "Degraded"),  # failed > 0 and done = 0
