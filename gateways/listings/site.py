@@ -571,19 +571,25 @@ def _cl_posting_html(listing: Listing, url: str) -> str:
     return _cl_page(listing.city, f"{listing.title} - cars & trucks - by owner", "posting", main)
 
 
-async def _cl_posting(request: web.Request) -> web.Response:
+async def _listing_or_fault(request: web.Request, source: SourceKey, place: str) -> Listing | web.Response:
+    """The listing a posting URL names, or what the site serves instead (not found, its fault)."""
     site = request.app[_SITE_KEY]
     site.hits[request.path_qs] += 1
-    city = request.match_info["city"]
     try:
         listing = site.get(request.match_info["posting_id"])
     except KeyError:
-        return await _serve_fault(site, "not_found", "craigslist", city)
-    slug = request.match_info["slug"]
-    if listing.source != "craigslist" or listing.city != city or not site._serves_slug(listing, slug):
-        return await _serve_fault(site, "not_found", "craigslist", city)
+        return await _serve_fault(site, "not_found", source, place)
+    if listing.source != source or listing.city != place or not site._serves_slug(listing, request.match_info["slug"]):
+        return await _serve_fault(site, "not_found", source, place)
     if listing.fault is not None:
-        return await _serve_fault(site, listing.fault, "craigslist", city)
+        return await _serve_fault(site, listing.fault, source, place)
+    return listing
+
+
+async def _cl_posting(request: web.Request) -> web.Response:
+    listing = await _listing_or_fault(request, "craigslist", request.match_info["city"])
+    if isinstance(listing, web.Response):
+        return listing
     return web.Response(text=_cl_posting_html(listing, str(request.url)), content_type="text/html")
 
 
@@ -737,19 +743,9 @@ def _e24_posting_html(listing: Listing) -> str:
 
 
 async def _e24_posting(request: web.Request) -> web.Response:
-    site = request.app[_SITE_KEY]
-    site.hits[request.path_qs] += 1
-    country = request.match_info["country"]
-    try:
-        listing = site.get(request.match_info["posting_id"])
-    except KeyError:
-        return await _serve_fault(site, "not_found", "encuentra24", country)
-    if listing.source != "encuentra24" or listing.city != country or not site._serves_slug(
-        listing, request.match_info["slug"]
-    ):
-        return await _serve_fault(site, "not_found", "encuentra24", country)
-    if listing.fault is not None:
-        return await _serve_fault(site, listing.fault, "encuentra24", country)
+    listing = await _listing_or_fault(request, "encuentra24", request.match_info["country"])
+    if isinstance(listing, web.Response):
+        return listing
     return web.Response(text=_e24_posting_html(listing), content_type="text/html")
 
 
