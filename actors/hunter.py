@@ -364,14 +364,7 @@ class Hunter:
     # --- knowing the work ----------------------------------------------------------------------
 
     async def _follow(self, loaded: anyio.Event) -> None:
-        wanted = EventFilter(types=_FOLLOWED)
-        head = await self.store.head_position()
-        async for batch in self.store.read_all(0, filter=wanted):
-            for env in batch:
-                if env.position <= head:
-                    self.board.apply(env)
-        loaded.set()
-        async for batch in self.store.tail(head, filter=wanted):
+        async for batch in self.store.follow(EventFilter(types=_FOLLOWED), loaded):
             for env in batch:
                 self.board.apply(env)
             self.board.wake()

@@ -52,13 +52,7 @@ class TimerService:
         wanted = EventFilter(
             types=frozenset({"TimerScheduled", "TimerFired", "TimerCancelled"}), category=timer_category(self.actor)
         )
-        head = await self.store.head_position()
-        async for batch in self.store.read_all(0, filter=wanted):
-            for env in batch:
-                if env.position <= head:  # later ones come from the tail below
-                    self._apply(env)
-        self._loaded.set()
-        async for batch in self.store.tail(head, filter=wanted):
+        async for batch in self.store.follow(wanted, self._loaded):
             for env in batch:
                 self._apply(env)
             self._changed.set()

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Final
 from uuid import UUID
 
+import anyio
 import msgspec
 
 from events.catalog import Event, event_type
@@ -265,6 +266,20 @@ class EventStore(abc.ABC):
         self, from_position: int = 0, *, batch_size: int = 1000, filter: EventFilter | None = None
     ) -> AsyncIterator[list[Envelope]]:
         """Like read_all, then waits for new events and goes on, forever."""
+
+    async def follow(self, filter: EventFilter, loaded: anyio.Event) -> AsyncIterator[list[Envelope]]:
+        """The log as it is now from position zero, then live, forever; `loaded` is set in between.
+
+        For whoever keeps state folded from the log (timers, the hunter's board): it knows when
+        the state it rebuilt is whole, and misses nothing committed meanwhile.
+        """
+        head = await self.head_position()
+        async for batch in self.read_all(0, filter=filter):
+            if past := [env for env in batch if env.position <= head]:  # later ones come from the tail
+                yield past
+        loaded.set()
+        async for batch in self.tail(head, filter=filter):
+            yield batch
 
     @abc.abstractmethod
     async def stream_version(self, stream_id: str) -> int:

@@ -372,6 +372,31 @@ class StoreContract:
                 await done.wait()
         assert got == [stream_b]
 
+    async def test_follow_says_when_the_past_is_read_then_goes_on_live(self, store: EventStore) -> None:
+        lead_id, stream = lead()
+        await store.append(stream, [status(lead_id)])
+        await store.append(stream, [status(lead_id)])
+        loaded = anyio.Event()
+        past: list[int] = []
+        live: list[int] = []
+        done = anyio.Event()
+
+        async def follow() -> None:
+            async for batch in store.follow(EventFilter(stream_id=stream), loaded):
+                (live if loaded.is_set() else past).extend(e.version for e in batch)
+                if len(past) + len(live) >= 3:
+                    done.set()
+                    return
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(follow)
+            with anyio.fail_after(10):
+                await loaded.wait()
+                assert past == [1, 2]
+                await store.append(stream, [status(lead_id)])
+                await done.wait()
+        assert (past, live) == ([1, 2], [3])
+
     # --- tamper evidence ------------------------------------------------------------------
 
     async def test_an_untouched_log_verifies(self, store: EventStore) -> None:
