@@ -261,20 +261,23 @@ class CrawlTasks:
         """Cancel a task as it was folded; LostTask when it moved on meanwhile."""
         await self._append(task, [CrawlTaskCancelled(task_id=task.task_id, account_id=task.account_id, reason=reason)])
 
-    async def queued(self, account_id: UUID, city: str, *, source: str | None = None) -> list[TaskState]:
-        """The account's tasks for `city` (of `source`, or any) still waiting: enqueued, nothing since.
-
-        Read from the log, task by task, so a caller can cancel them at the versions it saw.
-        """
+    async def all(self, account_id: UUID) -> list[TaskState]:
+        """Every task of the account, folded from the log, in the order they were enqueued."""
         streams: dict[str, list[Envelope]] = {}
         async for batch in self.store.read_all(0, filter=EventFilter(account_id=account_id, category=CATEGORY)):
             for env in batch:
                 streams.setdefault(env.stream_id, []).append(env)
-        tasks = (fold_task(envelopes) for envelopes in streams.values())
+        return [t for t in map(fold_task, streams.values()) if t is not None]
+
+    async def queued(self, account_id: UUID, city: str, *, source: str | None = None) -> list[TaskState]:
+        """The account's tasks for `city` (of `source`, or any) still waiting: enqueued, nothing since.
+
+        Read from the log, so a caller can cancel them at the versions it saw.
+        """
         return [
             t
-            for t in tasks
-            if t is not None and t.status == "queued" and t.city == city and source in (None, t.source)
+            for t in await self.all(account_id)
+            if t.status == "queued" and t.city == city and source in (None, t.source)
         ]
 
     async def _append(self, task: TaskState, events: list[Event]) -> int:

@@ -10,7 +10,7 @@ from uuid import UUID
 
 import anyio
 
-from actors.crawl import TaskState, fold_task
+from actors.crawl import CrawlTasks, TaskState
 from actors.hunter import Hunter, HunterSettings
 from actors.org import OrgSettings
 from events.catalog import Event, LeadgenRouting, LeadIngested
@@ -61,11 +61,7 @@ async def leads(store: PostgresEventStore, account: UUID = ACCOUNT) -> list[Lead
 
 
 async def tasks(store: PostgresEventStore, account: UUID = ACCOUNT) -> list[TaskState]:
-    streams: dict[str, list[Envelope]] = {}
-    for env in await events(store, "crawl_task", account):
-        streams.setdefault(env.stream_id, []).append(env)
-    folded = [fold_task(envs) for envs in streams.values()]
-    return [t for t in folded if t is not None]
+    return await CrawlTasks(store).all(account)
 
 
 async def settled(hunter: Hunter, store: PostgresEventStore, *, within: float = 60.0) -> list[TaskState]:
