@@ -223,15 +223,16 @@ class CrawlTasks:
         version = await self._append(task, [extended])
         return msgspec.structs.replace(task, lease_until=lease_until, version=version)
 
-    async def complete(self, task: TaskState, done: CrawlTaskCompleted, lead: LeadIngested | None = None) -> None:
-        """End the task; with `lead`, the lead is ingested in the same atomic append.
+    async def complete(self, task: TaskState, done: CrawlTaskCompleted, lead: LeadIngested | None = None) -> bool:
+        """End the task; with `lead`, the lead is ingested in the same atomic append. Returns
+        whether a lead was ingested.
 
         A lead that exists already (the same posting, found again) makes the task a duplicate
-        instead: `complete` then ends the task alone and returns normally.
+        instead: `complete` then ends the task alone and returns False.
         """
         if lead is None:
             await self._append(task, [done])
-            return
+            return False
         appends = [
             StreamAppend(stream_id=lead_stream(lead.lead_id), events=[lead], expected_version=NO_STREAM),
             StreamAppend(stream_id=task.stream_id, events=[done], expected_version=task.version),
@@ -242,6 +243,8 @@ class CrawlTasks:
             if exc.stream_id != lead_stream(lead.lead_id):
                 raise LostTask(task, exc.actual) from None
             await self._append(task, [msgspec.structs.replace(done, lead_id=lead.lead_id, duplicate=True)])
+            return False
+        return True
 
     async def fail(self, task: TaskState, failed: CrawlTaskFailed) -> None:
         await self._append(task, [failed])

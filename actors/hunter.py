@@ -276,6 +276,7 @@ class Hunter:
         self.stats = HunterStats()
         self.log = log.bind(worker=self.settings.worker_id)
         self._taking: set[str] = set()
+        self._draining = False  # stopping: no new task is taken
         self._stopping = anyio.Event()
         self._stopped = anyio.Event()
         self._cancel: anyio.CancelScope | None = None
@@ -323,6 +324,7 @@ class Hunter:
         if self._stopping.is_set():
             return
         self.stats.state = "stopping"
+        self._draining = True
         with anyio.move_on_after(grace):
             while self.stats.in_flight:
                 await self._progressed()
@@ -397,6 +399,8 @@ class Hunter:
         await self.clock.sleep_until(self.clock.now() + timedelta(seconds=seconds))
 
     def _next(self) -> TaskState | None:
+        if self._draining:
+            return None
         now = self.clock.now()
         for stream, task in self.board.tasks.items():
             if stream not in self._taking and task.claimable(now) and task.source in self.sources:
@@ -507,8 +511,8 @@ class Hunter:
             else:
                 done, lead = await self._detail(task, source, page)
             async with holder.lock:
-                await self.tasks.complete(holder.task, done, lead)
-            self._count(task, done, lead)
+                ingested = await self.tasks.complete(holder.task, done, lead)
+            self._count(task, done, lead, ingested=ingested)
             return context
         except TaskFailure as failure:
             reset = failure.kind == "goto_timeout"
@@ -534,15 +538,17 @@ class Hunter:
                 return await self._new_context()
             return context
 
-    def _count(self, task: TaskState, done: CrawlTaskCompleted, lead: LeadIngested | None) -> None:
+    def _count(self, task: TaskState, done: CrawlTaskCompleted, lead: LeadIngested | None, *, ingested: bool) -> None:
         if task.task_type == "discover":
             self.stats.discovers += 1
         else:
             self.stats.details += 1
             if done.gone:
                 self.stats.gone += 1
-            elif lead is not None:
+            elif ingested:
                 self.stats.leads += 1
+            elif lead is not None:
+                self.stats.duplicates += 1
         self.log.info(
             "crawl_task_done", task_id=str(task.task_id), task_type=task.task_type, city=task.city,
             found=done.found, seen=done.seen, gone=done.gone, lead_id=str(lead.lead_id) if lead else None,

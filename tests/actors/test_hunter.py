@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from actors.crawl import CrawlTasks, detail_task_id, lead_id_for
-from actors.hunter import HunterSettings, open_hunter
+from actors.hunter import Hunter, HunterSettings, open_hunter
 from actors.programs import Programs
 from events.catalog import CrawlTaskCompleted, CrawlTaskFailed
 from events.errors import ConfigError
@@ -341,3 +341,23 @@ async def test_a_hunter_killed_mid_task_is_taken_over_when_its_lease_runs_out(
 async def _status(store: PostgresEventStore, task_id: UUID) -> str | None:
     task = await CrawlTasks(store).get(task_id)
     return task.status if task is not None else None
+
+
+async def test_a_stopping_hunter_finishes_what_it_holds_and_takes_nothing_new(
+    pg_store: PostgresEventStore, site: ListingSite, base_url: str, tmp_path: Path
+) -> None:
+    site.set_search_fault("craigslist", "miami", "hang")
+    crawl = CrawlTasks(pg_store)
+    first = await crawl.enqueue_discover(ACCOUNT, "miami")
+    second = await crawl.enqueue_discover(ACCOUNT, "miami")
+    settings = hunter_settings(base_url, tmp_path, hard_timeout_ms=2000, lease_ms=5000)
+    hunter = Hunter(pg_store, settings)
+    async with anyio.create_task_group() as tg:
+        await tg.start(hunter.run)
+        with anyio.fail_after(30):
+            await hunter.wait_until(lambda h: h.stats.in_flight == 1)
+            await hunter.stop(grace=20)  # the held discover times out meanwhile, and ends
+    held, waiting = await crawl.get(first), await crawl.get(second)
+    assert held is not None and held.status == "failed" and held.last_error is not None
+    assert held.last_error.startswith("goto_timeout")
+    assert waiting is not None and waiting.status == "queued" and waiting.attempts == 0
