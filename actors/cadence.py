@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 from uuid import UUID
 
@@ -16,9 +17,11 @@ from events.catalog import (
     CampaignPaused,
     CampaignStepsReplaced,
     Event,
+    LeadContactInvalid,
     LeadEnrolled,
     LeadIngested,
     LeadReplied,
+    LeadResubscribed,
     LeadStateChanged,
     LeadStatusChanged,
     LeadSuppressed,
@@ -48,6 +51,12 @@ class LeadView(msgspec.Struct, kw_only=True):
     country: str | None = "US"
     longitude: float | None = None
     invalid_channels: frozenset[str] = frozenset()
+    suppression_reason: str | None = None
+    title: str | None = None
+    name: str | None = None
+    price: int | None = None
+    source: str | None = None
+    last_inbound: dict[str, datetime] = {}  # channel → when the lead last wrote to us on it
 
     def ineligible(self) -> str | None:
         """Why the spec's run-cadence would not schedule this lead; None when it would."""
@@ -75,6 +84,10 @@ def fold_lead(events: list[Event]) -> LeadView | None:
                     city=event.city,
                     country=event.country,
                     longitude=event.longitude,
+                    title=event.title,
+                    name=event.name,
+                    price=event.price,
+                    source=event.source,
                 )
             case LeadStatusChanged(status=status) if view is not None and view.status != "suppressed":
                 view.status = status
@@ -82,8 +95,18 @@ def fold_lead(events: list[Event]) -> LeadView | None:
                 view.lead_state = state
             case LeadSuppressed() if view is not None:
                 view.status = "suppressed"
-            case LeadReplied() if view is not None and view.status in ("new", "contacted"):
+                view.suppression_reason = event.reason
+            case LeadResubscribed() if view is not None and view.status == "suppressed":
                 view.status = "replied"
+                view.suppression_reason = None
+            case LeadContactInvalid(channel=channel) if view is not None:
+                view.invalid_channels = view.invalid_channels | {channel}
+            case LeadReplied() if view is not None:
+                if view.status in ("new", "contacted"):
+                    view.status = "replied"
+                at = event.received_at
+                if at is not None and (event.channel not in view.last_inbound or view.last_inbound[event.channel] < at):
+                    view.last_inbound = {**view.last_inbound, event.channel: at}
     return view
 
 

@@ -71,9 +71,15 @@ class Actor(abc.ABC):
     # Whether the actor schedules timers: their TimerFired events come back to `handle`.
     timers: ClassVar[bool] = False
     max_attempts: ClassVar[int] = 5
+    # How this actor's consumer delivers work, when the defaults do not fit (an actor that waits
+    # on providers wants more handlers at once).
+    consumer_settings: ClassVar[ConsumerSettings | None] = None
 
     async def start(self, ctx: ActorContext) -> None:  # noqa: B027 - optional hook
         """Called before any input, and again after each restart: rebuild state from the log here."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Called when the actor stops (or crashed): release what `start` opened (HTTP sessions...)."""
 
     @abc.abstractmethod
     async def handle(self, event: Event, env: Envelope, reaction: Reaction) -> None:
@@ -234,7 +240,7 @@ class ActorRunner:
         self.js: JetStreamContext = nc.jetstream()
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.config = consumer or ConsumerSettings()
+        self.config = consumer or actor.consumer_settings or ConsumerSettings()
         self.stats = ActorStats()
         self.log = log.bind(actor=self.name)
         self.ctx = ActorContext(name=self.name, store=store, clock=self.clock, settings=settings, log=self.log)
@@ -312,6 +318,11 @@ class ActorRunner:
                     await psub.unsubscribe()
                 with contextlib.suppress(Exception):
                     await self.nc.flush(timeout=2)  # acknowledgements out before the connection goes
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.actor.close()
+                except Exception as exc:
+                    self.log.warning("actor_close_failed", error=f"{type(exc).__name__}: {exc}")
             self.stats.state = "stopped"
             self.log.info("actor_stopped", handled=self.stats.handled, parked=self.stats.parked)
 

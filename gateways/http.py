@@ -12,7 +12,7 @@ import contextlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
@@ -216,15 +216,16 @@ async def health(request: web.Request) -> web.Response:
     return json_response({"status": "ok", "database": "ok"})
 
 
-def create_app(store: PostgresEventStore, settings: Settings) -> web.Application:
+def create_app(store: PostgresEventStore, settings: Settings, env: Mapping[str, str] | None = None) -> web.Application:
     # Imported here: the route modules use this module's keys and helpers.
-    from gateways import api_programs
+    from gateways import api_programs, webhooks
 
     app = web.Application(middlewares=[_access_log, _errors, _authenticate])
     app[STORE] = store
     app[SETTINGS] = settings
     app.router.add_get("/health", health)
     api_programs.add_routes(app)
+    webhooks.add_routes(app, env)
     return app
 
 

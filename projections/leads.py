@@ -14,6 +14,7 @@ from events.catalog import (
     LeadContactInvalid,
     LeadIngested,
     LeadReplied,
+    LeadResubscribed,
     LeadStateChanged,
     LeadStatusChanged,
     LeadSuppressed,
@@ -109,7 +110,7 @@ _EMPTY = msgspec.Raw(b"[]")
 
 class LeadsProjection(Projection):
     name = "leads"
-    version = 1
+    version = 2
     handles: ClassVar[tuple[type[Event], ...]] = (
         LeadIngested,
         LeadStatusChanged,
@@ -117,6 +118,7 @@ class LeadsProjection(Projection):
         LeadSuppressed,
         LeadContactInvalid,
         LeadReplied,
+        LeadResubscribed,
     )
     tables = (LEADS,)
     views = LEAD_VIEWS
@@ -157,6 +159,11 @@ class LeadsProjection(Projection):
                 row.status = "suppressed"
                 row.suppressed_at = row.suppressed_at or at
                 row.suppression_reason = reason
+            case LeadResubscribed():
+                if row.status == "suppressed":
+                    row.status = "replied"  # they wrote to us (START): no longer new, may be contacted
+                    row.suppressed_at = None
+                    row.suppression_reason = None
             case LeadContactInvalid(channel=channel):
                 channels = msgspec.json.decode(row.invalid_channels, type=list[str])
                 if channel not in channels:

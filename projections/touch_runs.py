@@ -13,6 +13,7 @@ from events.catalog import (
     Event,
     TouchRunClaimed,
     TouchRunDeadLettered,
+    TouchRunDeferred,
     TouchRunDeliveryStatus,
     TouchRunDispatched,
     TouchRunFailed,
@@ -46,6 +47,7 @@ TOUCH_RUNS = Table(
         ("last_error", "text"),
         ("error_code", "text"),
         ("skip_reason", "text"),
+        ("deferred_reason", "text"),
         ("dispatched_at", "timestamptz"),
         ("created_at", "timestamptz not null"),
         ("updated_at", "timestamptz not null"),
@@ -81,6 +83,7 @@ class TouchRunRow(msgspec.Struct, gc=False):
     last_error: str | None
     error_code: str | None
     skip_reason: str | None
+    deferred_reason: str | None
     dispatched_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -89,7 +92,7 @@ class TouchRunRow(msgspec.Struct, gc=False):
 
 class TouchRunsProjection(Projection):
     name = "touch_runs"
-    version = 1
+    version = 2
     handles: ClassVar[tuple[type[Event], ...]] = (
         TouchRunScheduled,
         TouchRunSkipped,
@@ -100,6 +103,7 @@ class TouchRunsProjection(Projection):
         TouchRunDeadLettered,
         TouchRunRequeued,
         TouchRunDeliveryStatus,
+        TouchRunDeferred,
     )
     tables = (TOUCH_RUNS,)
 
@@ -120,7 +124,7 @@ class TouchRunsProjection(Projection):
                         TouchRunRow(
                             event.touch_run_id, event.account_id, event.lead_id, event.campaign_id, event.step,
                             event.channel, "scheduled", event.scheduled_for, event.scheduled_by, 0, None, None,
-                            None, None, False, None, None, None, None, None, at, at, fact.position,
+                            None, None, False, None, None, None, None, None, None, at, at, fact.position,
                         )
                     )  # fmt: skip
                 continue
@@ -146,6 +150,8 @@ def _claimed(row: TouchRunRow, e: TouchRunClaimed, at: datetime) -> None:
     row.claimed_by = e.claimed_by
     row.lease_until = e.lease_until
     row.attempts = max(row.attempts, e.attempt)
+    row.provider = e.provider or row.provider
+    row.deferred_reason = None
 
 
 def _dispatched(row: TouchRunRow, e: TouchRunDispatched, at: datetime) -> None:
@@ -153,8 +159,10 @@ def _dispatched(row: TouchRunRow, e: TouchRunDispatched, at: datetime) -> None:
     row.provider = e.provider
     row.provider_message_id = e.provider_message_id
     row.sandbox = e.sandbox
-    row.dispatched_at = at
+    row.dispatched_at = e.dispatched_at or at
     row.lease_until = None
+    row.attempts = max(row.attempts, e.attempt)
+    row.deferred_reason = None
 
 
 def _failed(row: TouchRunRow, e: TouchRunFailed, at: datetime) -> None:
@@ -162,6 +170,8 @@ def _failed(row: TouchRunRow, e: TouchRunFailed, at: datetime) -> None:
     row.last_error = e.error
     row.error_code = e.error_code
     row.lease_until = None
+    row.provider = e.provider or row.provider
+    row.attempts = max(row.attempts, e.attempt)
 
 
 def _retry_scheduled(row: TouchRunRow, e: TouchRunRetryScheduled, at: datetime) -> None:
@@ -173,16 +183,26 @@ def _dead_lettered(row: TouchRunRow, e: TouchRunDeadLettered, at: datetime) -> N
     row.status = "dead_letter"
     row.last_error = e.error
     row.attempts = max(row.attempts, e.attempts)
+    row.error_code = e.error_code or row.error_code
 
 
 def _requeued(row: TouchRunRow, e: TouchRunRequeued, at: datetime) -> None:
     row.status = "scheduled"
-    row.scheduled_for = at
+    row.scheduled_for = e.requeued_at or at
+    row.attempts = 0
+
+
+def _deferred(row: TouchRunRow, e: TouchRunDeferred, at: datetime) -> None:
+    if row.status != "retry_scheduled":
+        row.status = "scheduled"
+    row.scheduled_for = e.until
+    row.deferred_reason = e.reason
 
 
 def _delivery_status(row: TouchRunRow, e: TouchRunDeliveryStatus, at: datetime) -> None:
     row.delivery_status = e.status
     row.provider_message_id = row.provider_message_id or e.provider_message_id
+    row.error_code = e.error_code or row.error_code
 
 
 _FOLD: dict[type[Event], Callable[[TouchRunRow, Any, datetime], None]] = {
@@ -194,4 +214,5 @@ _FOLD: dict[type[Event], Callable[[TouchRunRow, Any, datetime], None]] = {
     TouchRunDeadLettered: _dead_lettered,
     TouchRunRequeued: _requeued,
     TouchRunDeliveryStatus: _delivery_status,
+    TouchRunDeferred: _deferred,
 }

@@ -48,16 +48,27 @@ from events.catalog.lead import (
     LeadContactInvalid,
     LeadIngested,
     LeadReplied,
+    LeadResubscribed,
     LeadStateChanged,
     LeadStatusChanged,
     LeadSuppressed,
     lead_stream,
 )
+from events.catalog.message import (
+    AutoReplySent,
+    EmailWarmupSlotTaken,
+    EmailWarmupStarted,
+    InboundMessageReceived,
+    inbound_stream,
+    warmup_stream,
+)
 from events.catalog.org import DailyCapsSet, LeadgenRouting, LeadgenRoutingSet, OrgSettingsUpdated, org_stream
 from events.catalog.program import ProgramStarted, ProgramStopped, program_stream
 from events.catalog.touch import (
+    ProviderRequestRecorded,
     TouchRunClaimed,
     TouchRunDeadLettered,
+    TouchRunDeferred,
     TouchRunDeliveryStatus,
     TouchRunDispatched,
     TouchRunFailed,
@@ -88,6 +99,13 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     TouchRunDeadLettered,
     TouchRunRequeued,
     TouchRunDeliveryStatus,
+    TouchRunDeferred,
+    ProviderRequestRecorded,
+    LeadResubscribed,
+    InboundMessageReceived,
+    AutoReplySent,
+    EmailWarmupSlotTaken,
+    EmailWarmupStarted,
     CrawlTaskEnqueued,
     CrawlTaskClaimed,
     CrawlTaskCompleted,
@@ -120,6 +138,15 @@ ALL_EVENTS: tuple[type[Event], ...] = (
 )
 
 __all__ = [
+    "EmailWarmupStarted",
+    "warmup_stream",
+    "inbound_stream",
+    "TouchRunDeferred",
+    "ProviderRequestRecorded",
+    "LeadResubscribed",
+    "InboundMessageReceived",
+    "EmailWarmupSlotTaken",
+    "AutoReplySent",
     "ALL_EVENTS",
     "ApiTokenIssued",
     "ApiTokenRevoked",

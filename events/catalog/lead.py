@@ -74,6 +74,15 @@ class LeadContactInvalid(Event, frozen=True):
     error_code: str | None = None
 
 
+class LeadResubscribed(Event, frozen=True):
+    """The lead texted START (or YES, UNSTOP) after opting out: they may be contacted again."""
+
+    lead_id: UUID
+    account_id: UUID
+    channel: str
+    reason: str = "start keyword"
+
+
 class LeadReplied(Event, frozen=True):
     lead_id: UUID
     account_id: UUID

@@ -38,6 +38,7 @@ class TouchRunClaimed(Event, frozen=True):
     claimed_by: str
     lease_until: datetime
     attempt: int = 1
+    provider: str | None = None  # who the claimant sends through (an expired lease is resolved with it)
 
 
 class TouchRunDispatched(Event, frozen=True):
@@ -46,6 +47,24 @@ class TouchRunDispatched(Event, frozen=True):
     provider: str
     provider_message_id: str | None = None
     sandbox: bool = False
+    attempt: int = 1
+    # When the engine saw the provider accept it (its clock), and how the outcome became known:
+    # "sent" (the provider answered), "resolved" (an unknown outcome found at the provider).
+    dispatched_at: datetime | None = None
+    how: str = "sent"
+
+
+class ProviderRequestRecorded(Event, frozen=True):
+    """Sandbox mode: the exact request a provider without credentials would have been sent."""
+
+    touch_run_id: UUID
+    account_id: UUID
+    provider: str
+    method: str
+    url: str
+    headers: dict[str, str] = {}
+    form: dict[str, str] | None = None
+    json_body: str | None = None  # the JSON body as it would go on the wire
 
 
 class TouchRunFailed(Event, frozen=True):
@@ -55,13 +74,21 @@ class TouchRunFailed(Event, frozen=True):
     error_code: str | None = None
     retryable: bool = False
     attempt: int = 1
+    provider: str | None = None
+    # What the failure means: retry, suppress (opted out), bad_data, template_required,
+    # rejected (the provider refused it for good), unknown (sent or not: nobody can tell).
+    outcome: str | None = None
+    http_status: int | None = None
 
 
 class TouchRunRetryScheduled(Event, frozen=True):
     touch_run_id: UUID
     account_id: UUID
     retry_at: datetime
-    attempt: int
+    attempt: int  # the attempt the retry will be
+    reason: str | None = None
+    # The previous attempt's outcome is unknown: ask the provider before sending again.
+    check_provider: bool = False
 
 
 class TouchRunDeadLettered(Event, frozen=True):
@@ -69,12 +96,26 @@ class TouchRunDeadLettered(Event, frozen=True):
     account_id: UUID
     error: str
     attempts: int
+    error_code: str | None = None
 
 
 class TouchRunRequeued(Event, frozen=True):
+    """An operator sends a dead-lettered (or failed) touch run again, from attempt 1."""
+
     touch_run_id: UUID
     account_id: UUID
     requested_by: str
+    requeued_at: datetime | None = None
+    reason: str | None = None
+
+
+class TouchRunDeferred(Event, frozen=True):
+    """Not sent yet and not a failure: a limit (email warmup, a send window) moves it to `until`."""
+
+    touch_run_id: UUID
+    account_id: UUID
+    until: datetime
+    reason: str
 
 
 class TouchRunDeliveryStatus(Event, frozen=True):
@@ -83,3 +124,5 @@ class TouchRunDeliveryStatus(Event, frozen=True):
     provider: str
     status: str
     provider_message_id: str | None = None
+    error_code: str | None = None
+    occurred_at: datetime | None = None
