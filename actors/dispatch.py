@@ -26,7 +26,7 @@ import random
 import socket
 import string
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Final
 from uuid import UUID
 
@@ -725,7 +725,15 @@ class DispatchEngine(Actor):
 # --- operator commands ------------------------------------------------------------------------
 
 
-async def requeue(store: EventStore, account_id: UUID, touch_run_id: UUID, *, by: str, reason: str | None) -> int:
+async def requeue(
+    store: EventStore,
+    account_id: UUID,
+    touch_run_id: UUID,
+    *,
+    by: str,
+    reason: str | None,
+    at: datetime | None = None,
+) -> int:
     """Send a dead-lettered or failed touch run again from attempt 1; returns the stream's new version."""
     touch = await load_touch(store, touch_run_id)
     if touch is None or touch.account_id != account_id:
@@ -737,7 +745,11 @@ async def requeue(store: EventStore, account_id: UUID, touch_run_id: UUID, *, by
             field="touch_run_id",
         )
     event = TouchRunRequeued(
-        touch_run_id=touch_run_id, account_id=account_id, requested_by=by, reason=reason, requeued_at=None
+        touch_run_id=touch_run_id,
+        account_id=account_id,
+        requested_by=by,
+        reason=reason,
+        requeued_at=at or datetime.now(UTC),
     )
     await store.append(touch_stream(touch_run_id), [event], expected_version=touch.version)
     return touch.version + 1

@@ -235,13 +235,18 @@ def _base_url(host: str, port: int) -> str:
 
 @contextlib.asynccontextmanager
 async def serve_http(
-    store: PostgresEventStore, settings: Settings, *, host: str | None = None, port: int | None = None
+    store: PostgresEventStore,
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[str]:
     """Serve the app on host:port (settings' by default; port 0 picks a free one); yields the base URL."""
     host = settings.http_host if host is None else host
     port = settings.http_port if port is None else port
     # aiohttp's access log is off (ours above leaves the headers out); open requests get 5 s at the end.
-    runner = web.AppRunner(create_app(store, settings), access_log=None, shutdown_timeout=5.0)
+    runner = web.AppRunner(create_app(store, settings, env), access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

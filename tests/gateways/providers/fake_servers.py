@@ -351,6 +351,7 @@ class FakeProviders:
     async def start(self) -> None:
         if self._runner is not None:
             return
+        self._closing = asyncio.Event()
         app = web.Application(client_max_size=10 * 1024 * 1024)
         app.router.add_route("*", "/twilio/{tail:.*}", self._serve_twilio)
         app.router.add_route("*", "/telnyx/v2/{tail:.*}", self._serve_telnyx)
