@@ -636,7 +636,9 @@ class DispatchEngine(Actor):
         """A retry, or the dead letter: after the last attempt, or an unknown outcome nobody can check."""
         providers = self.providers
         assert providers is not None
-        can_check = providers.for_channel(touch.channel).can_lookup
+        current = providers.for_channel(touch.channel)
+        # Only the provider it went to can say whether it was sent (the channel may have moved since).
+        can_check = current.can_lookup and current.name == failure.provider and not current.sandbox
         if failure.outcome == "unknown" and not can_check:
             return TouchRunDeadLettered(
                 touch_run_id=touch.touch_run_id,
