@@ -10,7 +10,7 @@ import asyncpg
 import msgspec
 
 from actors.campaigns import CampaignState, fold_campaign
-from actors.runtime import Actor, ActorContext, Reaction
+from actors.runtime import Actor, ActorContext, ConsumerSettings, Reaction
 from events.catalog import (
     CampaignActivated,
     CampaignCreated,
@@ -124,6 +124,8 @@ class CadenceRunner(Actor):
     """
 
     name = "cadence"
+    # Many leads at once: handlers wait on the database, so more of them run side by side.
+    consumer_settings = ConsumerSettings(concurrency=128, max_ack_pending=4096)
     handles: ClassVar[tuple[type[Event], ...]] = (
         LeadIngested,
         LeadStatusChanged,
@@ -138,6 +140,7 @@ class CadenceRunner(Actor):
 
     def __init__(self) -> None:
         self.campaigns: dict[UUID, CampaignState] = {}
+        self._account_of: dict[UUID, UUID] = {}  # lead → account while its ingest is handled
 
     async def start(self, ctx: ActorContext) -> None:
         streams: dict[str, list[Event]] = {}
@@ -158,7 +161,11 @@ class CadenceRunner(Actor):
             case CampaignCreated() | CampaignPaused() | CampaignStepsReplaced():
                 await self._refresh(reaction, event.campaign_id)
             case LeadIngested():
-                await self._enroll(reaction, event.lead_id)
+                self._account_of[event.lead_id] = event.account_id
+                try:
+                    await self._enroll(reaction, event.lead_id)
+                finally:
+                    self._account_of.pop(event.lead_id, None)
             case LeadReplied():
                 await self._leave(reaction, event.lead_id, event.account_id, "replied")
             case LeadSuppressed():
@@ -180,16 +187,23 @@ class CadenceRunner(Actor):
         return exclusive + [c for c in active if c.allow_concurrent]
 
     async def _enroll(self, reaction: Reaction, lead_id: UUID) -> None:
-        lead = await load_lead(reaction.ctx.store, lead_id)
+        # The lead and its account's campaigns in one read. The log decides, not this actor's
+        # copy: a pause handled on another slot a moment later must not let a lead into a
+        # campaign that is already off.
+        account = self._account_of.get(lead_id)
+        candidates = [c.campaign_id for c in self.campaigns.values() if account is None or c.account_id == account]
+        streams = await reaction.ctx.store.read_streams([lead_stream(lead_id), *map(campaign_stream, candidates)])
+        lead = fold_lead([e.event for e in streams[lead_stream(lead_id)]])
         if lead is None:
             return
         if (why := lead.ineligible()) is not None:
             reaction.ctx.log.info("cadence_not_eligible", lead_id=str(lead_id), reason=why)
             return
-        # The log decides, not this actor's copy: a pause handled on another slot a moment later
-        # must not let a lead into a campaign that is already off.
-        for campaign_id in [c.campaign_id for c in self.campaigns.values() if c.account_id == lead.account_id]:
-            await self._refresh(reaction, campaign_id)
+        for campaign_id in candidates:
+            envelopes = streams[campaign_stream(campaign_id)]
+            state = fold_campaign([e.event for e in envelopes], len(envelopes))
+            if state is not None:
+                self.campaigns[campaign_id] = state
         campaigns = self._active(lead.account_id)
         if not campaigns:
             reaction.ctx.log.info("cadence_no_active_campaign", lead_id=str(lead_id), account_id=str(lead.account_id))

@@ -377,16 +377,39 @@ class DispatchEngine(Actor):
                 await self._resume_campaign(reaction, event.campaign_id)
             case TimerFired(data=data):
                 if "touch_run_id" in data:
-                    await self.consider(reaction, UUID(data["touch_run_id"]))
+                    known = None
+                    if {"lead_id", "campaign_id", "account_id"} <= data.keys():
+                        known = (UUID(data["lead_id"]), UUID(data["campaign_id"]), UUID(data["account_id"]))
+                    await self.consider(reaction, UUID(data["touch_run_id"]), known)
+            case TouchRunScheduled():
+                await self.consider(reaction, event.touch_run_id, (event.lead_id, event.campaign_id, event.account_id))
             case _:
                 await self.consider(reaction, getattr(event, "touch_run_id"))  # noqa: B009
 
     # --- deciding -------------------------------------------------------------------------------
 
-    async def consider(self, reaction: Reaction, touch_run_id: UUID) -> None:
-        """Do what the touch needs now: nothing, wait for its time, settle an expired claim, or send it."""
+    async def consider(
+        self, reaction: Reaction, touch_run_id: UUID, known: tuple[UUID, UUID, UUID] | None = None
+    ) -> None:
+        """Do what the touch needs now: nothing, wait for its time, settle an expired claim, or send it.
+
+        `known` (lead, campaign, account), when the input names them, lets the touch and what
+        sending it decides on be read in one round trip.
+        """
         store, now = reaction.ctx.store, reaction.ctx.clock.now()
-        touch = await load_touch(store, touch_run_id)
+        streams: dict[str, list[Envelope]] | None = None
+        if known is not None:
+            lead_id, campaign_id, account_id = known
+            wanted = [
+                touch_stream(touch_run_id),
+                campaign_stream(campaign_id),
+                lead_stream(lead_id),
+                org_stream(account_id),
+            ]
+            streams = await store.read_streams(wanted)
+            touch = fold_touch(streams[wanted[0]])
+        else:
+            touch = await load_touch(store, touch_run_id)
         if touch is None or touch.done:
             return
         if touch.status == "claimed":
@@ -396,32 +419,45 @@ class DispatchEngine(Actor):
                 return
             await self._settle_expired(reaction, touch, now)
             return
-        campaign = await self._campaign(store, touch.campaign_id)
+        # The touch's campaign, lead and account in one read: what sending decides on.
+        if streams is None or campaign_stream(touch.campaign_id) not in streams:
+            streams = await store.read_streams(
+                [campaign_stream(touch.campaign_id), lead_stream(touch.lead_id), org_stream(touch.account_id)]
+            )
+        campaign_events = streams[campaign_stream(touch.campaign_id)]
+        campaign = fold_campaign([e.event for e in campaign_events], len(campaign_events))
         if touch.deferred_reason == CAMPAIGN_PAUSED and campaign is not None and campaign.is_active:
             touch.due = min(touch.due, now)  # resumed: no need to wait out the recheck
         if touch.due > now:
             await self._wake(reaction, touch, touch.due, "due")
             return
-        await self._dispatch(reaction, touch, campaign, now)
+        lead = fold_lead([e.event for e in streams[lead_stream(touch.lead_id)]])
+        org = fold_org(touch.account_id, [e.event for e in streams[org_stream(touch.account_id)]])
+        await self._dispatch(reaction, touch, campaign, lead, org, now)
 
     async def _wake(self, reaction: Reaction, touch: TouchState, at: datetime, why: str) -> None:
         await reaction.schedule(
             f"{why}:{touch.touch_run_id}:{touch.version}",
             at,
             account_id=touch.account_id,
-            data={"touch_run_id": str(touch.touch_run_id)},
+            data={
+                "touch_run_id": str(touch.touch_run_id),
+                "lead_id": str(touch.lead_id),
+                "campaign_id": str(touch.campaign_id),
+                "account_id": str(touch.account_id),
+            },
         )
 
-    async def _campaign(self, store: EventStore, campaign_id: UUID) -> CampaignState | None:
-        envelopes = await store.read_stream(campaign_stream(campaign_id))
-        return fold_campaign([e.event for e in envelopes], len(envelopes))
-
     async def _dispatch(
-        self, reaction: Reaction, touch: TouchState, campaign: CampaignState | None, now: datetime
+        self,
+        reaction: Reaction,
+        touch: TouchState,
+        campaign: CampaignState | None,
+        lead: LeadView | None,
+        org: OrgState,
+        now: datetime,
     ) -> None:
-        store = reaction.ctx.store
         stream = touch_stream(touch.touch_run_id)
-        lead = fold_lead([e.event for e in await store.read_stream(lead_stream(touch.lead_id))])
         if (why := why_skip(lead, touch.channel)) is not None:
             await self._append(
                 reaction,
@@ -441,7 +477,6 @@ class DispatchEngine(Actor):
         providers = self.providers
         assert providers is not None
         provider = providers.for_channel(touch.channel)
-        org = fold_org(touch.account_id, [e.event for e in await store.read_stream(org_stream(touch.account_id))])
         step = next((s for s in campaign.steps if s.step == touch.step), None) if campaign else None
         message = compose(touch, lead, org, step.template if step else None, now)
 

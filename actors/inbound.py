@@ -253,7 +253,7 @@ async def record_delivery(
             f"touch run {touch_run_id} was sent as {touch.provider_message_id}, not {provider_message_id}",
             field="touch",
         )
-    key = f"delivery:{provider}:{provider_message_id}:{status}:{error_code}"
+    key = f"delivery:{touch_run_id}:{provider}:{provider_message_id}:{status}:{error_code}"
     stream = touch_stream(touch_run_id)
     event = TouchRunDeliveryStatus(
         touch_run_id=touch_run_id,

@@ -9,10 +9,10 @@ from typing import ClassVar, Final
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from actors.cadence import load_lead
+from actors.cadence import fold_lead
 from actors.campaigns import fold_campaign
-from actors.org import OrgSettings
-from actors.runtime import Actor, Reaction
+from actors.org import fold_org
+from actors.runtime import Actor, ConsumerSettings, Reaction
 from actors.send_window import lead_zone, next_allowed
 from events.catalog import (
     DailyCapSlotTaken,
@@ -23,6 +23,8 @@ from events.catalog import (
     TouchRunSkipped,
     campaign_stream,
     daily_cap_stream,
+    lead_stream,
+    org_stream,
     touch_stream,
 )
 from events.envelope import Envelope
@@ -50,6 +52,8 @@ class TouchOrchestrator(Actor):
     """
 
     name = "touch_orchestrator"
+    # Many leads at once: handlers wait on the database, so more of them run side by side.
+    consumer_settings = ConsumerSettings(concurrency=32, max_ack_pending=4096)
     handles: ClassVar[tuple[type[Event], ...]] = (LeadEnrolled, LeadUnenrolled)
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
@@ -64,14 +68,16 @@ class TouchOrchestrator(Actor):
                 await self._skip_waiting(reaction, event)
 
     async def _schedule(self, reaction: Reaction, enrolled: LeadEnrolled) -> None:
-        store = reaction.ctx.store
-        envelopes = await store.read_stream(campaign_stream(enrolled.campaign_id))
+        # The campaign, the lead and the account's settings in one read.
+        wanted = (campaign_stream(enrolled.campaign_id), lead_stream(enrolled.lead_id), org_stream(enrolled.account_id))
+        streams = await reaction.ctx.store.read_streams(wanted)
+        envelopes = streams[wanted[0]]
         campaign = fold_campaign([e.event for e in envelopes], len(envelopes))
-        lead = await load_lead(store, enrolled.lead_id)
+        lead = fold_lead([e.event for e in streams[wanted[1]]])
         if campaign is None or lead is None:
             return
         zone = lead_zone(lead.city, lead.country, lead.longitude)
-        caps = (await OrgSettings(store).get(enrolled.account_id)).daily_caps
+        caps = fold_org(enrolled.account_id, [e.event for e in streams[wanted[2]]]).daily_caps
         for step in campaign.steps:
             if step.channel == "email" and not self.email_ready:
                 if (campaign.campaign_id, step.step) not in self._reported:

@@ -145,9 +145,23 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    """What a pooled connection needs before its next user: an open transaction rolled back, nothing else.
+
+    asyncpg's default reset sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`
+    on every release, a round trip per query. Pooled connections here never hold session state:
+    LISTEN, the relay's leader lock and the rebuild locks each live on a connection of their own,
+    and the append function releases its advisory lock before it returns.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("rollback")
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init_connection)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=init_connection, reset=_reset_connection
+        )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
         raise DatabaseUnavailable(redact_dsn(dsn), str(exc) or type(exc).__name__) from exc
     assert pool is not None
@@ -397,6 +411,18 @@ class PostgresEventStore(EventStore):
             limit,
         )
         return [row_to_envelope(r) for r in rows]
+
+    async def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[Envelope]]:
+        wanted = list(dict.fromkeys(stream_ids))
+        found: dict[str, list[Envelope]] = {stream_id: [] for stream_id in wanted}
+        rows = await self.pool.fetch(
+            f"select {_COLUMNS} from touchline.events where stream_id = any($1::text[]) order by stream_id, version",
+            wanted,
+        )
+        for row in rows:
+            env = row_to_envelope(row)
+            found[env.stream_id].append(env)
+        return found
 
     async def read_batch(self, after: int, limit: int, filter: EventFilter | None = None) -> list[Envelope]:
         """Up to `limit` safe events after position `after` (filter pushed down into SQL)."""

@@ -255,6 +255,10 @@ class EventStore(abc.ABC):
     async def read_stream(self, stream_id: str, *, from_version: int = 1, limit: int | None = None) -> list[Envelope]:
         """One stream's events in version order."""
 
+    async def read_streams(self, stream_ids: Sequence[str]) -> dict[str, list[Envelope]]:
+        """Several whole streams at once (one round trip where the store can): id → events in version order."""
+        return {stream_id: await self.read_stream(stream_id) for stream_id in dict.fromkeys(stream_ids)}
+
     @abc.abstractmethod
     def read_all(
         self, from_position: int = 0, *, batch_size: int = 1000, filter: EventFilter | None = None

@@ -54,6 +54,7 @@ from gateways.cli_common import (
     uuid_option,
     with_store,
 )
+from gateways.cli_dispatch import register as register_dispatch
 from gateways.cli_programs import register as register_programs
 from gateways.embedded import open_infrastructure
 from gateways.http import run_http
@@ -932,6 +933,7 @@ def leads_show(
 
 
 register_programs(app, bench_app)
+register_dispatch(app, bench_app)
 
 
 def main() -> None:

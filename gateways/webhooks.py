@@ -82,10 +82,14 @@ def _public_url(request: web.Request) -> str:
 async def _body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_WEBHOOK_BYTES:
         raise HttpError(413, f"webhook body over {MAX_WEBHOOK_BYTES} bytes")
-    body = await request.content.read(MAX_WEBHOOK_BYTES + 1)
-    if len(body) > MAX_WEBHOOK_BYTES:
-        raise HttpError(413, f"webhook body over {MAX_WEBHOOK_BYTES} bytes")
-    return body
+    # `read(n)` returns what has arrived so far: a body in several pieces needs the loop.
+    chunks, size = [], 0
+    while chunk := await request.content.read(MAX_WEBHOOK_BYTES + 1 - size):
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BYTES:
+            raise HttpError(413, f"webhook body over {MAX_WEBHOOK_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _twilio_form(request: web.Request) -> dict[str, str] | web.Response:

@@ -1,0 +1,150 @@
+"""`touchline touches ...` (the dispatch engine's work, requeueing dead letters) and `touchline bench e2e`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import asyncpg
+import msgspec
+import typer
+from rich.table import Table
+
+from actors.dispatch import requeue
+from actors.e2e_bench import E2EResult, format_e2e_bench, run_e2e_bench
+from events.errors import CommandRejected
+from gateways.cli_common import (
+    Account,
+    DataDir,
+    bench_database,
+    cell,
+    database,
+    err,
+    load_settings,
+    out,
+    run,
+    uuid_option,
+    with_store,
+)
+from gateways.cli_common import connect as pg_connect
+from gateways.embedded import open_infrastructure
+from gateways.logs import configure_logging
+from gateways.providers import ChannelProviders
+
+touches_app = typer.Typer(
+    help="Touch runs: what the dispatch engine sent, failed or dead-lettered.", no_args_is_help=True
+)
+
+STATUSES = ("scheduled", "skipped", "claimed", "dispatched", "failed", "retry_scheduled", "dead_letter")
+
+
+@touches_app.command("list")
+def touches_list(
+    account: Account,
+    status: Annotated[str | None, typer.Option(help=f"Only this status: {', '.join(STATUSES)}")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, most recently changed first")] = 50,
+    data_dir: DataDir = None,
+) -> None:
+    """The account's touch runs from `public.touch_runs`."""
+    account_id = uuid_option("--account", account)
+    if status is not None and status not in STATUSES:
+        err.print(
+            f"[bold red]error:[/] --status: unknown status {status!r}; use one of {', '.join(STATUSES)}",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    if not 1 <= limit <= 10_000:
+        err.print("[bold red]error:[/] --limit must be 1 to 10000", highlight=False)
+        raise typer.Exit(2)
+    configure_logging(level="warning")
+    settings = load_settings(data_dir)
+
+    async def main() -> list[asyncpg.Record]:
+        async with database(settings) as dsn:
+            conn = await pg_connect(dsn)
+            try:
+                return list(
+                    await conn.fetch(
+                        "select id, channel, status, attempts, provider, provider_message_id, sandbox, "
+                        "coalesce(last_error, skip_reason, deferred_reason), scheduled_for, updated_at "
+                        "from public.touch_runs where account_id = $1 and ($2::text is null or status = $2) "
+                        "order by updated_at desc limit $3",
+                        account_id,
+                        status,
+                        limit,
+                    )
+                )
+            finally:
+                await conn.close()
+
+    rows = run(main)
+    table = Table("id", "channel", "status", "attempts", "provider", "message id", "sandbox", "why", "due", "updated")
+    for row in rows:
+        table.add_row(*[cell(v) for v in row])
+    out.print(table)
+
+
+@touches_app.command("requeue")
+def touches_requeue(
+    touch_run_id: Annotated[str, typer.Argument(help="The touch run to send again")],
+    account: Account,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the log)")] = None,
+    by: Annotated[str, typer.Option(help="Who asks (kept in the log)")] = "cli",
+    data_dir: DataDir = None,
+) -> None:
+    """Send a dead-lettered or failed touch run again, from attempt 1."""
+    account_id = uuid_option("--account", account)
+    touch = uuid_option("touch run id", touch_run_id)
+    configure_logging(level="warning")
+    try:
+        with_store(data_dir, lambda store: requeue(store, account_id, touch, by=by, reason=reason))
+    except CommandRejected as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    out.print(f"requeued {touch}: the dispatch engine sends it now")
+
+
+@touches_app.command("providers")
+def touches_providers() -> None:
+    """Which provider each channel goes through, from the environment (sandbox without credentials)."""
+    configure_logging(level="warning")
+
+    async def main() -> dict[str, str]:
+        providers = ChannelProviders()
+        try:
+            return providers.describe()
+        finally:
+            await providers.close()
+
+    for channel, provider in run(main).items():
+        out.print(f"{channel:<9} {provider}", highlight=False)
+
+
+def bench_e2e(
+    leads: Annotated[int, typer.Option(help="Leads to ingest")] = 10_000,
+    timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds")] = 120.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Leads ingested → cadence → orchestrator → first touch dispatched (sandbox), on real PostgreSQL and NATS."""
+    if not 1 <= leads <= 1_000_000:
+        err.print("[bold red]error:[/] --leads must be 1 to 1000000", highlight=False)
+        raise typer.Exit(2)
+    configure_logging(level="warning")
+    settings = load_settings(data_dir)
+
+    async def main() -> E2EResult:
+        async with open_infrastructure(settings) as infra, bench_database(infra.database_url) as dsn:
+            return await run_e2e_bench(dsn, infra.nats_url, leads=leads, timeout_s=timeout)
+
+    result = run(main)
+    if as_json:
+        print(json.dumps(msgspec.to_builtins(result)))
+        return
+    for line in format_e2e_bench(result):
+        out.print(line, highlight=False)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.add_typer(touches_app, name="touches")
+    bench_app.command("e2e")(bench_e2e)
