@@ -214,12 +214,15 @@ async def _measure(
             from_ingest.append((at - ingested_at[lead]).total_seconds() * 1000)
     hops: dict[str, list[float]] = {"ingested→enrolled": [], "enrolled→scheduled": [], "scheduled→dispatched": []}
     for touch, at in dispatched_rec.items():
-        lead = touch_lead.get(touch)
-        times = [recorded[k].get(lead) for k in ("LeadIngested", "LeadEnrolled", "TouchRunScheduled")] + [at]
-        if lead is None or any(t is None for t in times):
+        of_lead = touch_lead.get(touch)
+        if of_lead is None:
+            continue
+        found = [recorded[k].get(of_lead) for k in ("LeadIngested", "LeadEnrolled", "TouchRunScheduled")]
+        times = [t for t in found if t is not None] + [at]
+        if len(times) != 4:
             continue
         for name, a, b in zip(hops, times, times[1:], strict=False):
-            hops[name].append((b - a).total_seconds() * 1000)  # type: ignore[operator]
+            hops[name].append((b - a).total_seconds() * 1000)
     stages = {name: [_pct(v, 0.5), _pct(v, 0.99)] for name, v in hops.items()}
     duplicates = sum(n - 1 for (kind, _), n in counts.items() if kind != "TouchRunScheduled" and n > 1)
     duplicates += sum(n - 1 for n in firsts.values() if n > 1)
