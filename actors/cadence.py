@@ -17,6 +17,7 @@ from events.catalog import (
     CampaignPaused,
     CampaignStepsReplaced,
     Event,
+    LeadContacted,
     LeadContactInvalid,
     LeadEnrolled,
     LeadIngested,
@@ -91,6 +92,8 @@ def fold_lead(events: list[Event]) -> LeadView | None:
                 )
             case LeadStatusChanged(status=status) if view is not None and view.status != "suppressed":
                 view.status = status
+            case LeadContacted() if view is not None and view.status == "new":
+                view.status = "contacted"
             case LeadStateChanged(lead_state=state) if view is not None:
                 view.lead_state = state
             case LeadSuppressed() if view is not None:
@@ -125,7 +128,7 @@ class CadenceRunner(Actor):
 
     name = "cadence"
     # Many leads at once: handlers wait on the database, so more of them run side by side.
-    consumer_settings = ConsumerSettings(concurrency=128, max_ack_pending=4096)
+    consumer_settings = ConsumerSettings(concurrency=64, max_ack_pending=4096)
     handles: ClassVar[tuple[type[Event], ...]] = (
         LeadIngested,
         LeadStatusChanged,

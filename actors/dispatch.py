@@ -43,8 +43,8 @@ from actors.warmup import EmailWarmup, WarmupSchedule
 from events.catalog import (
     CampaignActivated,
     Event,
+    LeadContacted,
     LeadContactInvalid,
-    LeadStatusChanged,
     LeadSuppressed,
     ProviderRequestRecorded,
     TimerFired,
@@ -610,9 +610,11 @@ class DispatchEngine(Actor):
         )
         lead_events: list[Event] = []
         if lead.status == "new":
-            reason = f"{touch.channel} touch dispatched"
-            contacted = LeadStatusChanged(
-                lead_id=touch.lead_id, account_id=touch.account_id, status="contacted", reason=reason
+            contacted = LeadContacted(
+                lead_id=touch.lead_id,
+                account_id=touch.account_id,
+                channel=touch.channel,
+                touch_run_id=touch.touch_run_id,
             )
             lead_events.append(contacted)
         if await self._append(reaction, touch, [*before, dispatched], "sent", lead_events):

@@ -366,7 +366,7 @@ class Hunter:
     # --- knowing the work ----------------------------------------------------------------------
 
     async def _follow(self, loaded: anyio.Event) -> None:
-        async for batch in self.store.follow(EventFilter(types=_FOLLOWED), loaded):
+        async for batch in self.store.follow(EventFilter(types=_FOLLOWED), loaded, pace_s=0.05):
             for env in batch:
                 self.board.apply(env)
             self.board.wake()

@@ -6,13 +6,14 @@ import abc
 import contextlib
 import random
 import zlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import ClassVar, Final
 from uuid import UUID
 
 import anyio
 import msgspec
+import nats.aio.subscription
 import nats.errors
 import structlog
 from anyio.abc import TaskStatus
@@ -288,16 +289,17 @@ class ActorRunner:
         self.stats.state = "starting"
         await self.ensure_consumer()
         await self.actor.start(self.ctx)
-        psub = await self.js.pull_subscribe_bind(
-            durable=consumer_name(self.settings, self.actor), stream=self.settings.stream_name
-        )
+        puller = _Puller(self.nc, self.settings.stream_name, consumer_name(self.settings, self.actor))
+        await puller.open()
         slots = max(1, self.config.concurrency)
         try:
             with anyio.CancelScope() as self._scope:
                 async with anyio.create_task_group() as tg:
                     mailboxes: list[MemoryObjectSendStream[Msg]] = []
+                    # Room for every message in flight: the puller hands them over without waiting.
+                    room = 2 * slots * self.config.fetch_batch
                     for _ in range(slots):
-                        send, receive = anyio.create_memory_object_stream[Msg](self.config.fetch_batch)
+                        send, receive = anyio.create_memory_object_stream[Msg](room)
                         mailboxes.append(send)
                         tg.start_soon(self._work, receive)
                     if self.actor.timers:
@@ -309,13 +311,16 @@ class ActorRunner:
                     async with contextlib.AsyncExitStack() as stack:
                         for send in mailboxes:
                             await stack.enter_async_context(send)
-                        await self._fetch(psub, mailboxes)
+                        try:
+                            await self._fetch(puller, mailboxes)
+                        finally:
+                            self._fetching_done.set()
                     await self._wait_idle()
                     tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 with contextlib.suppress(Exception):
-                    await psub.unsubscribe()
+                    await puller.close()
                 with contextlib.suppress(Exception):
                     await self.nc.flush(timeout=2)  # acknowledgements out before the connection goes
             with anyio.CancelScope(shield=True):
@@ -351,29 +356,29 @@ class ActorRunner:
         while self.stats.in_flight:
             await self._idle.wait()
 
-    async def _fetch(
-        self, psub: JetStreamContext.PullSubscription, mailboxes: list[MemoryObjectSendStream[Msg]]
-    ) -> None:
+    async def _fetch(self, puller: _Puller, mailboxes: list[MemoryObjectSendStream[Msg]]) -> None:
         limit = len(mailboxes) * self.config.fetch_batch
-        try:
-            while not self._stopping.is_set():
-                free = limit - self.stats.in_flight
-                if free <= 0:  # bounded: wait for a handler to finish before taking more
-                    self._slot_freed = anyio.Event()
-                    await self._slot_freed.wait()
-                    continue
-                # The server keeps this pull request open until it expires, even if we stop waiting.
-                self._pull_open_until = anyio.current_time() + self.config.fetch_timeout_s + 0.05
-                try:
-                    messages = await psub.fetch(min(free, self.config.fetch_batch), timeout=self.config.fetch_timeout_s)
-                except TimeoutError:  # nats.errors.TimeoutError is one; some fetch paths raise the plain kind
-                    continue
-                for msg in messages:
-                    self._taken()
-                    key = (msg.headers or {}).get(HEADER_STREAM, msg.subject)
-                    await mailboxes[zlib.crc32(key.encode()) % len(mailboxes)].send(msg)
-        finally:
-            self._fetching_done.set()
+
+        def deliver(msg: Msg) -> bool:
+            key = (msg.headers or {}).get(HEADER_STREAM, msg.subject)
+            try:
+                mailboxes[zlib.crc32(key.encode()) % len(mailboxes)].send_nowait(msg)
+            except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return False  # stopping (or, never expected, full): the puller hands it back
+            self._taken()
+            return True
+
+        puller.deliver = deliver
+        puller.release = self._release
+        while not self._stopping.is_set():
+            free = limit - self.stats.in_flight
+            if free <= 0:  # bounded: wait for a handler to finish before taking more
+                self._slot_freed = anyio.Event()
+                await self._slot_freed.wait()
+                continue
+            # The server keeps this pull request open until it expires, even if we stop waiting.
+            self._pull_open_until = anyio.current_time() + self.config.fetch_timeout_s + 0.05
+            await puller.pull(min(free, self.config.fetch_batch), self.config.fetch_timeout_s, self._stopping)
 
     async def _release(self, msg: Msg) -> None:
         """Hand a message back for another process, once no pull request of ours is still open.
@@ -515,6 +520,72 @@ class ActorRunner:
             attempts=attempts,
             reason=reason,
         )
+
+
+class _Puller:
+    """Pull requests to a durable consumer, answered into a subscription of our own.
+
+    nats-py's `fetch` hands a batch over one message per event-loop turn (a `wait_for` each);
+    on a busy loop that caps an actor's intake at a few hundred messages a second. Here the
+    messages of a batch arrive through a subscription callback that does not yield, so a batch
+    reaches the mailboxes in one turn. The wire protocol is JetStream's own: a request with
+    `batch` and `expires` on `$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`; the server
+    answers with up to `batch` messages, or a status (408 expired, 409 limits) that ends it.
+    """
+
+    def __init__(self, nc: NATS, stream: str, consumer: str) -> None:
+        self.nc = nc
+        self.subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self.inbox = nc.new_inbox()
+        self.deliver: Callable[[Msg], bool] | None = None
+        self.release: Callable[[Msg], Awaitable[None]] | None = None
+        self._sub: nats.aio.subscription.Subscription | None = None
+        self._wanted = 0
+        self._done = anyio.Event()
+        self._throttled = False
+
+    async def open(self) -> None:
+        self._sub = await self.nc.subscribe(self.inbox, cb=self._on_message)
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    async def _on_message(self, msg: Msg) -> None:
+        status = (msg.headers or {}).get("Status") if not msg.data else None
+        if status is not None:
+            if status != "100":  # 100: a heartbeat; 404/408: nothing (more) now; 409: a limit
+                self._throttled = status == "409"
+                self._done.set()
+            return
+        assert self.deliver is not None and self.release is not None
+        self._wanted -= 1
+        if not self.deliver(msg):
+            await self.release(msg)
+        if self._wanted <= 0:
+            self._done.set()
+
+    async def pull(self, batch: int, expires_s: float, stopping: anyio.Event) -> None:
+        """Ask for up to `batch` messages, waiting at most `expires_s` for them to come."""
+        self._wanted, self._done, self._throttled = batch, anyio.Event(), False
+        request = msgspec.json.encode({"batch": batch, "expires": int(expires_s * 1e9)})
+        await self.nc.publish(self.subject, request, reply=self.inbox)
+        with anyio.move_on_after(expires_s + 0.5):  # a request lost on a reconnect: ask again
+            async with anyio.create_task_group() as race:
+
+                async def answered() -> None:
+                    await self._done.wait()
+                    race.cancel_scope.cancel()
+
+                async def stopped() -> None:
+                    await stopping.wait()
+                    race.cancel_scope.cancel()
+
+                race.start_soon(answered)
+                race.start_soon(stopped)
+        if self._throttled:
+            await anyio.sleep(0.05)  # the server refuses more for now (max ack pending): breathe
 
 
 def _unwrap(exc: BaseException) -> BaseException:

@@ -52,7 +52,8 @@ class TimerService:
         wanted = EventFilter(
             types=frozenset({"TimerScheduled", "TimerFired", "TimerCancelled"}), category=timer_category(self.actor)
         )
-        async for batch in self.store.follow(wanted, self._loaded):
+        # Paced: timers need not hear of every commit the moment it lands, only soon.
+        async for batch in self.store.follow(wanted, self._loaded, pace_s=0.02):
             for env in batch:
                 self._apply(env)
             self._changed.set()

@@ -153,7 +153,12 @@ class InMemoryEventStore(EventStore):
             await anyio.lowlevel.checkpoint()
 
     async def tail(
-        self, from_position: int = 0, *, batch_size: int = 1000, filter: EventFilter | None = None
+        self,
+        from_position: int = 0,
+        *,
+        batch_size: int = 1000,
+        filter: EventFilter | None = None,
+        pace_s: float = 0.0,  # nothing to save here: reading memory costs no round trip
     ) -> AsyncIterator[list[Envelope]]:
         position = from_position
         while True:

@@ -267,11 +267,22 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def tail(
-        self, from_position: int = 0, *, batch_size: int = 1000, filter: EventFilter | None = None
+        self,
+        from_position: int = 0,
+        *,
+        batch_size: int = 1000,
+        filter: EventFilter | None = None,
+        pace_s: float = 0.0,
     ) -> AsyncIterator[list[Envelope]]:
-        """Like read_all, then waits for new events and goes on, forever."""
+        """Like read_all, then waits for new events and goes on, forever.
 
-    async def follow(self, filter: EventFilter, loaded: anyio.Event) -> AsyncIterator[list[Envelope]]:
+        `pace_s`: once caught up, wait this long after a wake-up before reading, so a busy log's
+        many commits are read in one go (readers that need not be the first to know).
+        """
+
+    async def follow(
+        self, filter: EventFilter, loaded: anyio.Event, *, pace_s: float = 0.0
+    ) -> AsyncIterator[list[Envelope]]:
         """The log as it is now from position zero, then live, forever; `loaded` is set in between.
 
         For whoever keeps state folded from the log (timers, the hunter's board): it knows when
@@ -282,7 +293,7 @@ class EventStore(abc.ABC):
             if past := [env for env in batch if env.position <= head]:  # later ones come from the tail
                 yield past
         loaded.set()
-        async for batch in self.tail(head, filter=filter):
+        async for batch in self.tail(head, filter=filter, pace_s=pace_s):
             yield batch
 
     @abc.abstractmethod

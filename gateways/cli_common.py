@@ -6,7 +6,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 from uuid import UUID
 
 import anyio
@@ -44,10 +44,15 @@ def load_settings(data_dir: Path | None) -> Settings:
         raise typer.Exit(2) from None
 
 
+# uvloop (libuv) runs the event loop: every actor, the relay, asyncpg and nats-py share one loop
+# per process, and its per-turn cost is what caps throughput on a busy process.
+LOOP_OPTIONS: Final = {"use_uvloop": True}
+
+
 def run(main: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine; a TouchlineError becomes one clear line and exit code 2."""
     try:
-        return anyio.run(main)
+        return anyio.run(main, backend_options=LOOP_OPTIONS)
     except TouchlineError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None

@@ -17,6 +17,7 @@ from actors.hunter_bench import HunterBenchResult, format_hunter_bench, run_hunt
 from actors.programs import ProgramResult, Programs
 from events.errors import ConfigError
 from gateways.cli_common import (
+    LOOP_OPTIONS,
     Account,
     DataDir,
     bench_database,
@@ -263,7 +264,7 @@ def demo_site(
             await anyio.sleep_forever()
 
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(main)
+        anyio.run(main, backend_options=LOOP_OPTIONS)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

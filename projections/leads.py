@@ -11,6 +11,7 @@ import msgspec
 
 from events.catalog import (
     Event,
+    LeadContacted,
     LeadContactInvalid,
     LeadIngested,
     LeadReplied,
@@ -110,7 +111,7 @@ _EMPTY = msgspec.Raw(b"[]")
 
 class LeadsProjection(Projection):
     name = "leads"
-    version = 2
+    version = 3
     handles: ClassVar[tuple[type[Event], ...]] = (
         LeadIngested,
         LeadStatusChanged,
@@ -119,6 +120,7 @@ class LeadsProjection(Projection):
         LeadContactInvalid,
         LeadReplied,
         LeadResubscribed,
+        LeadContacted,
     )
     tables = (LEADS,)
     views = LEAD_VIEWS
@@ -159,6 +161,9 @@ class LeadsProjection(Projection):
                 row.status = "suppressed"
                 row.suppressed_at = row.suppressed_at or at
                 row.suppression_reason = reason
+            case LeadContacted():
+                if row.status == "new":
+                    row.status = "contacted"
             case LeadResubscribed():
                 if row.status == "suppressed":
                     row.status = "replied"  # they wrote to us (START): no longer new, may be contacted

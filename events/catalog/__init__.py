@@ -45,6 +45,7 @@ from events.catalog.crawl import (
     crawl_task_stream,
 )
 from events.catalog.lead import (
+    LeadContacted,
     LeadContactInvalid,
     LeadIngested,
     LeadReplied,
@@ -102,6 +103,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     TouchRunDeferred,
     ProviderRequestRecorded,
     LeadResubscribed,
+    LeadContacted,
     InboundMessageReceived,
     AutoReplySent,
     EmailWarmupSlotTaken,
@@ -138,6 +140,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
 )
 
 __all__ = [
+    "LeadContacted",
     "EmailWarmupStarted",
     "warmup_stream",
     "inbound_stream",

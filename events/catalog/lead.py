@@ -83,6 +83,19 @@ class LeadResubscribed(Event, frozen=True):
     reason: str = "start keyword"
 
 
+class LeadContacted(Event, frozen=True):
+    """A touch reached the provider (or the sandbox): a new lead is now `contacted`.
+
+    Its own type rather than a LeadStatusChanged: the cadence runner, which must hear every
+    status an operator sets, need not hear of every touch sent.
+    """
+
+    lead_id: UUID
+    account_id: UUID
+    channel: str
+    touch_run_id: UUID
+
+
 class LeadReplied(Event, frozen=True):
     lead_id: UUID
     account_id: UUID

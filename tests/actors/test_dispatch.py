@@ -63,7 +63,7 @@ async def test_a_due_touch_is_sent_once_in_sandbox_with_the_exact_request_record
     assert dispatched.sandbox and dispatched.provider == "twilio"
     assert dispatched.provider_message_id == f"sandbox:{touch}"
     assert dispatched.dispatched_at == NOON_MIAMI
-    assert "LeadStatusChanged" in await lead_types(pg_store, lead)  # new → contacted
+    assert "LeadContacted" in await lead_types(pg_store, lead)  # new → contacted
 
 
 async def test_later_touches_wait_for_their_time_and_ineligible_leads_are_skipped(
