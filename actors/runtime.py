@@ -253,6 +253,7 @@ class ActorRunner:
         self._fetching_done = anyio.Event()
         self._pull_open_until = 0.0
         self._scope: anyio.CancelScope | None = None
+        self._working: dict[int, tuple[Msg, float]] = {}  # in the handler now: message, since (or last beat)
 
     # --- the consumer ----------------------------------------------------------------------
 
@@ -305,6 +306,7 @@ class ActorRunner:
                     if self.actor.timers:
                         await tg.start(TimerService(self.store, self.name, self.clock).run)
                     tg.start_soon(self._refresh_periodically)
+                    tg.start_soon(self._beat)
                     self.stats.state = "running"
                     self.log.info("actor_started", filters=consumer_filters(self.settings, self.actor))
                     task_status.started()
@@ -443,7 +445,7 @@ class ActorRunner:
             async with self._heartbeat(msg):
                 await self.actor.handle(event, env, Reaction(self.ctx, env))
         except Exception as caught:
-            failure = _unwrap(caught)  # the heartbeat's task group wraps what the handler raised
+            failure = _unwrap(caught)  # a handler's own task group may wrap what it raised
             self.stats.failed += 1
             reason = f"{type(failure).__name__}: {failure}"
             if attempts >= self.actor.max_attempts:
@@ -471,20 +473,29 @@ class ActorRunner:
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, msg: Msg) -> AsyncIterator[None]:
-        """Tell the server a long handler is still at work, so it is not redelivered meanwhile."""
+        """While the handler works, `_beat` tells the server it is still at it (no redelivery meanwhile)."""
+        self._working[id(msg)] = (msg, anyio.current_time())
+        try:
+            yield
+        finally:
+            self._working.pop(id(msg), None)
 
-        async def beat() -> None:
-            while True:
-                await anyio.sleep(self.config.ack_wait_s / 3)
-                with contextlib.suppress(Exception):
-                    await msg.in_progress()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(beat)
-            try:
-                yield
-            finally:
-                tg.cancel_scope.cancel()
+    async def _beat(self) -> None:
+        """One task for every handler: each message handled for longer than a third of the ack
+        wait gets an in-progress signal, every third of the ack wait, until it is done."""
+        period = self.config.ack_wait_s / 3
+        while True:
+            await anyio.sleep(period / 2)
+            due = anyio.current_time() - period
+            for msg, started in list(self._working.values()):
+                if started <= due:
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+            # Those just signalled count from now.
+            now = anyio.current_time()
+            for key, (msg, started) in list(self._working.items()):
+                if started <= due:
+                    self._working[key] = (msg, now)
 
     async def _park(self, msg: Msg, env: Envelope | None, attempts: int, reason: str) -> None:
         cause_id = env.event_id if env else _msg_uuid(msg)
