@@ -12,7 +12,6 @@ from rich.table import Table
 
 from actors.dispatch import requeue
 from actors.e2e_bench import E2EResult, format_e2e_bench, run_e2e_bench
-from events.errors import CommandRejected
 from gateways.cli_common import (
     Account,
     DataDir,
@@ -96,11 +95,7 @@ def touches_requeue(
     account_id = uuid_option("--account", account)
     touch = uuid_option("touch run id", touch_run_id)
     configure_logging(level="warning")
-    try:
-        with_store(data_dir, lambda store: requeue(store, account_id, touch, by=by, reason=reason))
-    except CommandRejected as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    with_store(data_dir, lambda store: requeue(store, account_id, touch, by=by, reason=reason))
     out.print(f"requeued {touch}: the dispatch engine sends it now")
 
 
