@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo
 import anyio
 import msgspec
 import structlog
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
 from actors.cadence import CadenceRunner
 from actors.campaigns import Campaigns, StepSpec
@@ -57,6 +59,7 @@ class E2EResult(msgspec.Struct, kw_only=True):
     lost: int
     dispatched: int
     leads_per_s: float
+    rate: float = 0.0  # leads/s the ingest was paced at (0: all at once)
     ingest_s: float = 0.0  # how long appending the N LeadIngested took (64 writers at once)
     events: int
     events_per_s: float
@@ -64,6 +67,10 @@ class E2EResult(msgspec.Struct, kw_only=True):
     stages: dict[str, list[float]] = {}
     providers: str = "sandbox"
     timed_out: bool = False
+    # The floor, measured in the same run: the same hops by hand, with no log, checks or actors.
+    baseline_wall_s: float = 0.0
+    baseline_p50_ms: float = 0.0
+    baseline_p99_ms: float = 0.0
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -81,7 +88,10 @@ def noon_in_miami_offset(now: datetime | None = None) -> timedelta:
     return noon - local
 
 
-async def run_e2e_bench(dsn: str, nats_url: str, *, leads: int = 10_000, timeout_s: float = 120.0) -> E2EResult:
+async def run_e2e_bench(
+    dsn: str, nats_url: str, *, leads: int = 10_000, timeout_s: float = 120.0, rate: float = 0.0
+) -> E2EResult:
+    """`rate`: leads ingested a second, evenly (0: all at once, as fast as 64 writers go)."""
     tag = uuid.uuid4().hex[:8]
     settings = Settings(
         database_url=dsn, nats_url=nats_url, subject_prefix=f"bench{tag}", stream_name=f"BENCH_E2E_{tag.upper()}"
@@ -119,7 +129,8 @@ async def run_e2e_bench(dsn: str, nats_url: str, *, leads: int = 10_000, timeout
                 started = time.perf_counter()
                 async with anyio.create_task_group() as ingest:
                     for worker in range(_INGESTERS):
-                        ingest.start_soon(_ingest, store, account, range(worker, leads, _INGESTERS), clock, ingested_at)
+                        numbers = range(worker, leads, _INGESTERS)
+                        ingest.start_soon(_ingest, store, account, numbers, clock, ingested_at, rate, started)
                 ingest_s = time.perf_counter() - started
                 try:
                     with anyio.fail_after(timeout_s):
@@ -133,6 +144,11 @@ async def run_e2e_bench(dsn: str, nats_url: str, *, leads: int = 10_000, timeout
                 tg.cancel_scope.cancel()
             result = await _measure(store, account, start_position, leads, wall, clock.offset, ingested_at, timed_out)
             result.ingest_s = round(ingest_s, 3)
+            result.rate = rate
+            base_wall, base_latencies = await _baseline(store, nc, settings, leads)
+            result.baseline_wall_s = round(base_wall, 3)
+            result.baseline_p50_ms = _pct(base_latencies, 0.50)
+            result.baseline_p99_ms = _pct(base_latencies, 0.99)
             return result
         finally:
             try:
@@ -148,8 +164,12 @@ async def _ingest(
     numbers: range,
     clock: OffsetClock,
     ingested_at: dict[uuid.UUID, datetime],
+    rate: float,
+    started: float,
 ) -> None:
     for n in numbers:
+        if rate > 0:  # lead n goes in at n / rate seconds
+            await anyio.sleep(max(0.0, started + n / rate - time.perf_counter()))
         lead_id = uuid.uuid4()
         ingested = LeadIngested(
             lead_id=lead_id,
@@ -249,16 +269,76 @@ async def _measure(
     )
 
 
+async def _baseline(store: PostgresEventStore, nc: NATS, settings: Settings, leads: int) -> tuple[float, list[float]]:
+    """Raw asyncpg and nats-py doing the pipeline's hops by hand: for each lead, insert a row and
+    publish it; a subscriber inserts the next row and publishes it, three times over (enrolled,
+    scheduled, dispatched); latency is from the third hop's publish to its row. No log, no
+    versions, no actors: what the machine does for the same round trips."""
+    tag = uuid.uuid4().hex[:8]
+    table = f"touchline.bench_e2e_{tag}"
+    subject = f"{settings.subject_prefix}.baseline.{tag}"
+    pool = store.pool
+    await pool.execute(f"create table {table} (lead uuid, hop int, at timestamptz default now())")
+    done = anyio.Event()
+    finished = 0
+    latencies: list[float] = []
+    insert = f"insert into {table} (lead, hop) values ($1, $2)"
+    js = nc.jetstream(publish_async_max_pending=20_000)
+    stream = f"BENCH_BASE_{tag.upper()}"
+    await js.add_stream(name=stream, subjects=[f"{subject}.>"])
+
+    async def hop(msg: Msg) -> None:
+        nonlocal finished
+        lead, n, sent = msg.data.decode().split(":")
+        await pool.execute(insert, uuid.UUID(lead), int(n) + 1)
+        await msg.ack()
+        if int(n) < 3:
+            await js.publish(f"{subject}.{int(n) + 1}", f"{lead}:{int(n) + 1}:{time.perf_counter()}".encode())
+        else:
+            latencies.append((time.perf_counter() - float(sent)) * 1000)
+            finished += 1
+            if finished == leads:
+                done.set()
+
+    subs = []
+    for n in (1, 2, 3):
+        subs.append(await js.subscribe(f"{subject}.{n}", cb=hop, manual_ack=True, pending_msgs_limit=100_000))
+    started = time.perf_counter()
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def ingest(numbers: range) -> None:
+                for _ in numbers:
+                    lead = uuid.uuid4()
+                    await pool.execute(insert, lead, 0)
+                    await js.publish(f"{subject}.1", f"{lead}:1:{time.perf_counter()}".encode())
+
+            for worker in range(_INGESTERS):
+                tg.start_soon(ingest, range(worker, leads, _INGESTERS))
+        with anyio.move_on_after(120):
+            await done.wait()
+        return time.perf_counter() - started, latencies
+    finally:
+        for sub in subs:
+            await sub.unsubscribe()
+        await js.delete_stream(stream)
+        await pool.execute(f"drop table {table}")
+
+
 def format_e2e_bench(result: E2EResult) -> list[str]:
     verdict = (
         "ok" if result.wall_s < 15 and result.p99_ms < 100 and not result.duplicates and not result.lost else "MISSED"
     )
     return [
-        f"end to end, {result.leads:,} leads, sandbox providers: {result.wall_s:.2f} s wall "
+        f"end to end, {result.leads:,} leads "
+        + (f"ingested at {result.rate:,.0f}/s" if result.rate else "ingested at once")
+        + f", sandbox providers: {result.wall_s:.2f} s wall "
         f"({result.leads_per_s:,.0f} leads/s, {result.events:,} events at {result.events_per_s:,.0f}/s; "
         f"the ingest itself took {result.ingest_s:.2f} s)",
         f"due → dispatched: p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms",
         f"ingest → first touch dispatched: p50 {result.ingest_p50_ms:.1f} ms, p99 {result.ingest_p99_ms:.1f} ms",
+        f"baseline (raw asyncpg + nats-py, the same hops by hand, no log or checks): {result.baseline_wall_s:.2f} s "
+        f"wall, last hop p50 {result.baseline_p50_ms:.1f} ms, p99 {result.baseline_p99_ms:.1f} ms",
         "per hop (p50/p99 ms): " + ", ".join(f"{k} {v[0]:.0f}/{v[1]:.0f}" for k, v in result.stages.items()),
         f"duplicates {result.duplicates}, lost {result.lost}"
         + (" (timed out waiting)" if result.timed_out else "")

@@ -118,6 +118,7 @@ def touches_providers() -> None:
 def bench_e2e(
     leads: Annotated[int, typer.Option(help="Leads to ingest")] = 10_000,
     timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds")] = 120.0,
+    rate: Annotated[float, typer.Option(help="Ingest this many leads a second (0: all at once)")] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     data_dir: DataDir = None,
 ) -> None:
@@ -125,12 +126,15 @@ def bench_e2e(
     if not 1 <= leads <= 1_000_000:
         err.print("[bold red]error:[/] --leads must be 1 to 1000000", highlight=False)
         raise typer.Exit(2)
+    if not 0 <= rate <= 1_000_000:
+        err.print("[bold red]error:[/] --rate must be 0 (all at once) to 1000000 leads/s", highlight=False)
+        raise typer.Exit(2)
     configure_logging(level="warning")
     settings = load_settings(data_dir)
 
     async def main() -> E2EResult:
         async with open_infrastructure(settings) as infra, bench_database(infra.database_url) as dsn:
-            return await run_e2e_bench(dsn, infra.nats_url, leads=leads, timeout_s=timeout)
+            return await run_e2e_bench(dsn, infra.nats_url, leads=leads, timeout_s=timeout, rate=rate)
 
     result = run(main)
     if as_json:
