@@ -98,7 +98,8 @@ async def read_json(request: web.Request, body_type: type[B]) -> B:
 
 
 def _is_public(request: web.Request) -> bool:
-    """Health, and the webhooks (which check their provider's signature instead of a token).
+    """Health, the webhooks (which check their provider's signature instead of a token) and the
+    carrier media streams `/telnyx` and `/twilio` (which check their per-call stream token).
 
     Decided by the route the request matched, not by the raw path, so no spelling of a path
     (`/webhooks/../api/...`) reaches a guarded handler without a token.
@@ -107,7 +108,7 @@ def _is_public(request: web.Request) -> bool:
     path = resource.canonical if resource is not None else request.path
     if path == "/health" and request.method in ("GET", "HEAD"):
         return True
-    return path.startswith("/webhooks/")
+    return path.startswith("/webhooks/") or (path in ("/telnyx", "/twilio") and request.method == "GET")
 
 
 async def _account_for(request: web.Request) -> UUID:
@@ -219,6 +220,7 @@ async def health(request: web.Request) -> web.Response:
 def create_app(store: PostgresEventStore, settings: Settings, env: Mapping[str, str] | None = None) -> web.Application:
     # Imported here: the route modules use this module's keys and helpers.
     from gateways import api_programs, webhooks
+    from gateways.voice import routes as voice_routes
 
     app = web.Application(middlewares=[_access_log, _errors, _authenticate])
     app[STORE] = store
@@ -226,6 +228,7 @@ def create_app(store: PostgresEventStore, settings: Settings, env: Mapping[str, 
     app.router.add_get("/health", health)
     api_programs.add_routes(app)
     webhooks.add_routes(app, env)
+    voice_routes.add_routes(app, env)
     return app
 
 

@@ -79,7 +79,7 @@ def _public_url(request: web.Request) -> str:
     return str(request.url)
 
 
-async def _body(request: web.Request) -> bytes:
+async def read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_WEBHOOK_BYTES:
         raise HttpError(413, f"webhook body over {MAX_WEBHOOK_BYTES} bytes")
     # `read(n)` returns what has arrived so far: a body in several pieces needs the loop.
@@ -92,9 +92,9 @@ async def _body(request: web.Request) -> bytes:
     return b"".join(chunks)
 
 
-async def _twilio_form(request: web.Request) -> dict[str, str] | web.Response:
+async def twilio_form(request: web.Request) -> dict[str, str] | web.Response:
     """The verified form of a Twilio webhook, or the 403 that refuses it."""
-    body = await _body(request)
+    body = await read_body(request)
 
     try:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
@@ -119,7 +119,7 @@ def _required(form: Mapping[str, str], *names: str) -> None:
 
 
 async def twilio_sms(request: web.Request) -> web.Response:
-    form = await _twilio_form(request)
+    form = await twilio_form(request)
     if isinstance(form, web.Response):
         return form
     _required(form, "MessageSid", "From", "To")
@@ -156,7 +156,7 @@ def _touch_param(request: web.Request) -> UUID:
 
 
 async def twilio_status(request: web.Request) -> web.Response:
-    form = await _twilio_form(request)
+    form = await twilio_form(request)
     if isinstance(form, web.Response):
         return form
     touch = _touch_param(request)
@@ -181,7 +181,7 @@ async def twilio_status(request: web.Request) -> web.Response:
 
 
 async def telnyx_messaging(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await read_body(request)
     try:
         verify_telnyx(
             request.app[CONFIG].telnyx_key,

@@ -21,6 +21,7 @@ from events.catalog.call import (
     CallStarted,
     DtmfReceived,
     HandoffRequested,
+    MediaStreamRefused,
     MediaStreamStarted,
     TranscriptTurn,
     call_stream,
@@ -126,6 +127,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     DtmfReceived,
     HandoffRequested,
     CallEnded,
+    MediaStreamRefused,
     OperatorCommandReceived,
     EventParked,
     TimerScheduled,
@@ -140,6 +142,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
 )
 
 __all__ = [
+    "MediaStreamRefused",
     "LeadContacted",
     "EmailWarmupStarted",
     "warmup_stream",

@@ -47,8 +47,22 @@ class TranscriptTurn(Event, frozen=True):
 
 
 class BargeIn(Event, frozen=True):
+    """The caller spoke over the agent: its audio was cleared at the carrier and its reply cut
+    where the caller stopped hearing it."""
+
     call_id: UUID
     account_id: UUID
+    item_id: str | None = None
+    audio_end_ms: int | None = None  # how much of the agent's reply the caller heard
+
+
+class MediaStreamRefused(Event, frozen=True):
+    """A carrier stream the gateway would not take (a codec other than PCMU, ...): no AI session."""
+
+    call_id: UUID
+    account_id: UUID
+    reason: str
+    codec: str | None = None
 
 
 class DtmfReceived(Event, frozen=True):
@@ -61,6 +75,8 @@ class HandoffRequested(Event, frozen=True):
     call_id: UUID
     account_id: UUID
     reason: str
+    lead_id: UUID | None = None
+    delivered: bool | None = None  # whether SUPABASE_VOICE_HANDOFF_URL took it (None: not configured)
 
 
 class CallEnded(Event, frozen=True):
