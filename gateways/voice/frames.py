@@ -76,8 +76,8 @@ def _int(value: Any, what: str) -> int:
 
 
 def _codec(encoding: Any) -> str:
-    text = str(encoding or "").strip()
-    return "PCMU" if text.lower() in ("pcmu", "audio/x-mulaw", "mulaw", "ulaw", "g711_ulaw") else text.upper()
+    text = str(encoding or "").strip().lower().removeprefix("audio/x-").removeprefix("audio/")
+    return "PCMU" if text in ("pcmu", "mulaw", "ulaw", "g711_ulaw", "basic") else text.upper()
 
 
 def parse_frame(carrier: Carrier, raw: str | bytes) -> Frame:

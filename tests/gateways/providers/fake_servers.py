@@ -51,8 +51,16 @@ __all__ = ["PROVIDERS", "ROUTES", "FakeProviders", "Fault", "Recorded"]
 
 PROVIDERS: Final = ("twilio", "telnyx", "meta", "elastic")
 ROUTES: Final[dict[str, tuple[str, ...]]] = {
-    "twilio": ("messages.create", "messages.list", "messages.fetch", "calls.create", "calls.list", "calls.fetch"),
-    "telnyx": ("messages.create", "messages.fetch", "calls.create"),
+    "twilio": (
+        "messages.create",
+        "messages.list",
+        "messages.fetch",
+        "calls.create",
+        "calls.list",
+        "calls.fetch",
+        "calls.update",
+    ),
+    "telnyx": ("messages.create", "messages.fetch", "calls.create", "calls.action"),
     "meta": ("messages.create",),
     "elastic": ("email.send",),
 }
@@ -318,6 +326,8 @@ class FakeProviders:
         self.twilio_calls: list[dict[str, Any]] = []
         self.telnyx_messages: list[dict[str, Any]] = []
         self.telnyx_calls: list[dict[str, Any]] = []
+        self.telnyx_actions: list[tuple[str, str, Any]] = []  # (call_control_id, action, JSON body)
+        self.twilio_call_updates: list[tuple[str, dict[str, str]]] = []  # (CallSid, form)
         self.whatsapp_messages: list[dict[str, Any]] = []
         self.emails: list[dict[str, Any]] = []
 
@@ -881,6 +891,9 @@ class FakeProviders:
             return self._twilio_create_message(ctx)
         if rec.route == "calls.create":
             return self._twilio_create_call(ctx)
+        if rec.route == "calls.update":
+            self.twilio_call_updates.append((ctx.args["sid"], dict(rec.form)))
+            return self._twilio_json({"sid": ctx.args["sid"], "status": "in-progress"})
         if rec.route in ("messages.fetch", "calls.fetch"):
             store = self.twilio_messages if rec.route == "messages.fetch" else self.twilio_calls
             for item in store:
@@ -1089,6 +1102,11 @@ class FakeProviders:
             return self._telnyx_fail("10015", rec)
         if rec.route == "messages.create":
             return self._telnyx_create_message(ctx, rec.json)
+        if rec.route == "calls.action":
+            # Call Control commands (answer, streaming_start, speak, hangup...): Telnyx answers
+            # {"data": {"result": "ok"}}; the test reads what was asked from `requests`.
+            self.telnyx_actions.append((ctx.args["id"], ctx.args["action"], rec.json))
+            return web.json_response({"data": {"result": "ok"}})
         return self._telnyx_create_call(ctx, rec.json)
 
     def _telnyx_create_message(self, ctx: _Ctx, body: dict[str, Any]) -> web.Response:
@@ -1325,7 +1343,7 @@ _TWILIO_ROUTES: Final = (
     (re.compile(_TW_BASE + r"/Messages\.json$"), {"POST": "messages.create", "GET": "messages.list"}),
     (re.compile(_TW_BASE + r"/Messages/(?P<sid>[^/]+)\.json$"), {"GET": "messages.fetch"}),
     (re.compile(_TW_BASE + r"/Calls\.json$"), {"POST": "calls.create", "GET": "calls.list"}),
-    (re.compile(_TW_BASE + r"/Calls/(?P<sid>[^/]+)\.json$"), {"GET": "calls.fetch"}),
+    (re.compile(_TW_BASE + r"/Calls/(?P<sid>[^/]+)\.json$"), {"GET": "calls.fetch", "POST": "calls.update"}),
 )
 
 
@@ -1344,6 +1362,8 @@ def _telnyx_route(method: str, path: str) -> tuple[str, dict[str, str]]:
         return "messages.fetch", match.groupdict()
     if path == "/calls" and method == "POST":
         return "calls.create", {}
+    if (match := re.fullmatch(r"/calls/(?P<id>[^/]+)/actions/(?P<action>[a-z_]+)", path)) and method == "POST":
+        return "calls.action", match.groupdict()
     return UNKNOWN_ROUTE, {"tail": path}
 
 
