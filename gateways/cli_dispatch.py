@@ -144,6 +144,34 @@ def bench_e2e(
         out.print(line, highlight=False)
 
 
+def bench_voice(
+    calls: Annotated[int, typer.Option(help="Concurrent simulated calls")] = 200,
+    seconds: Annotated[float, typer.Option(help="How long each call streams")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """N concurrent calls through one voice gateway process: frame relay latency each way, frames lost, CPU."""
+    from gateways.voice.bench import VoiceBenchResult, format_voice_bench, run_voice_bench
+
+    if not 1 <= calls <= 5000 or not 0.2 <= seconds <= 3600:
+        err.print("[bold red]error:[/] --calls must be 1 to 5000 and --seconds 0.2 to 3600", highlight=False)
+        raise typer.Exit(2)
+    configure_logging(level="warning")
+    settings = load_settings(data_dir)
+
+    async def main() -> VoiceBenchResult:
+        async with open_infrastructure(settings, with_nats=False) as infra, bench_database(infra.database_url) as dsn:
+            return await run_voice_bench(dsn, calls=calls, seconds=seconds)
+
+    result = run(main)
+    if as_json:
+        print(json.dumps(msgspec.to_builtins(result)))
+        return
+    for line in format_voice_bench(result):
+        out.print(line, highlight=False)
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.add_typer(touches_app, name="touches")
     bench_app.command("e2e")(bench_e2e)
+    bench_app.command("voice")(bench_voice)

@@ -92,7 +92,8 @@ class VoiceGateway:
     @property
     def http(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession()
+            # One long-lived agent connection per call: no pool limit (aiohttp's default is 100).
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return self._http
 
     @property
