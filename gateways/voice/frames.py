@@ -80,13 +80,16 @@ def _codec(encoding: Any) -> str:
     return "PCMU" if text in ("pcmu", "mulaw", "ulaw", "g711_ulaw", "basic") else text.upper()
 
 
+_decode: Final = msgspec.json.Decoder()
+
+
 def parse_frame(carrier: Carrier, raw: str | bytes) -> Frame:
     """One carrier frame, or GatewayError naming what is wrong with it."""
     if len(raw) > MAX_FRAME_BYTES:
         raise GatewayError(f"frame of {len(raw)} bytes is over the {MAX_FRAME_BYTES}-byte limit")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = _decode.decode(raw)
+    except msgspec.DecodeError as exc:
         raise GatewayError(f"frame is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise GatewayError("frame is not a JSON object")
@@ -171,12 +174,16 @@ class Outbound:
     def __init__(self, carrier: Carrier, stream_id: str) -> None:
         self.carrier = carrier
         self.stream_id = stream_id
+        self._media_head = (
+            '{"event":"media","streamSid":' + json.dumps(stream_id) + ',"media":{"payload":"'
+            if carrier == "twilio"
+            else '{"event":"media","media":{"payload":"'
+        )
 
     def media(self, audio: bytes) -> str:
+        # Built by hand: base64 needs no escaping, and this runs 50 times a second per call.
         payload = base64.b64encode(audio).decode()
-        if self.carrier == "twilio":
-            return json.dumps({"event": "media", "streamSid": self.stream_id, "media": {"payload": payload}})
-        return json.dumps({"event": "media", "media": {"payload": payload}})
+        return f'{self._media_head}{payload}"}}}}'
 
     def mark(self, name: str) -> str:
         if self.carrier == "twilio":
