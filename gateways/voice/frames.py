@@ -213,7 +213,9 @@ class Reorder:
 
     def push(self, media: Media) -> list[Media]:
         if self.next is None:
-            self.next = media.chunk
+            # Both carriers number chunks from 1: a first frame a little past it may be the
+            # second of a swapped pair, so wait for 1; far past it, the stream joined mid-way.
+            self.next = 1 if media.chunk <= self.window + 1 else media.chunk
         if media.chunk < self.next:
             self.late += 1
             return []
@@ -232,4 +234,14 @@ class Reorder:
                 self.next = frame.chunk + 1
             else:
                 break
+        return out
+
+    def flush(self) -> list[Media]:
+        """What is still held (the stream ended): in order, gaps and all."""
+        out = [frame for _, _, frame in sorted(self._heap)]
+        self._heap.clear()
+        if out and self.next is not None:
+            chunks = [self.next - 1, *(frame.chunk for frame in out)]
+            self.lost += sum(b - a - 1 for a, b in zip(chunks, chunks[1:], strict=False))
+            self.next = out[-1].chunk + 1
         return out

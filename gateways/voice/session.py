@@ -422,6 +422,10 @@ class VoiceSession:
                     if item and item not in self._cut and ms.isdigit():
                         self._heard[item] = max(self._heard.get(item, 0), int(ms))
                 case Stop():
+                    for media in self.reorder.flush():
+                        if self.agent is not None:
+                            audio = base64.b64encode(media.audio).decode()
+                            await self.agent.send_str('{"type":"input_audio_buffer.append","audio":"' + audio + '"}')
                     self.end("caller_hung_up")
                     return
         self.end("carrier_disconnected")

@@ -211,7 +211,7 @@ class RealtimeSession:
     buffer_ms: float = 0.0  # audio in the input buffer not yet committed or cleared
     responses: int = 0  # responses started (by response.create or by server VAD)
     closed: bool = False
-    close_code: int | None = None  # the WebSocket close code, when the close was a clean one
+    close_code: int | None = None  # the close handshake's code (the fake's own when it closed first); None if dropped
     dropped: bool = False  # the fake cut the TCP connection (drop_after_s)
     failed: bool = False  # the fake sent a server_error and closed with 1011 (error_after_ms)
 
@@ -536,6 +536,7 @@ class _Connection:
         self.silence_run_ms = 0.0
         self.buffer_start_ms = 0.0
         self.stopping = False
+        self.closed_with: int | None = None  # the code the fake closed with, when it closed first
 
     # plumbing
 
@@ -602,12 +603,14 @@ class _Connection:
                 await self.ws.close()
         self.rec.closed = True
         if not self.rec.dropped:
-            self.rec.close_code = self.ws.close_code
+            code = self.closed_with if self.closed_with is not None else self.ws.close_code
+            self.rec.close_code = None if code is None else int(code)
         self.fake._notify()
 
     async def shutdown(self) -> None:
         """The fake is closing: say goodbye with 1001 (going away)."""
         if not self.ws.closed:
+            self.closed_with = 1001
             with contextlib.suppress(ConnectionError):
                 await self.ws.close(code=1001, message=b"server shutting down")
 
@@ -774,6 +777,7 @@ class _Connection:
         )
         self.rec.failed = True
         self.stopping = True
+        self.closed_with = 1011
         with contextlib.suppress(ConnectionError):
             await self.ws.close(code=1011, message=b"server_error")
 
@@ -876,7 +880,8 @@ class _Connection:
                         event_id=event_id,
                     )
                     return
-        created = {"id": item.get("id") or _id("item"), "object": "realtime.item", "status": "completed", **item}
+        created = {**item, "id": item.get("id") or _id("item"), "object": "realtime.item"}
+        created.setdefault("status", "completed")
         previous = event.get("previous_item_id", self.last_item_id)
         self.last_item_id = created["id"]
         await self.send("conversation.item.created", previous_item_id=previous, item=created)

@@ -11,7 +11,7 @@ from events.errors import GatewayError
 from gateways.voice.frames import Dtmf, Mark, Media, Outbound, Reorder, Start, Stop, parse_frame
 
 
-def _media(chunk: int) -> Media:
+def _media(chunk: int) -> Media:  # chunks count from 1, as both carriers number them
     return Media(sequence=chunk + 1, chunk=chunk, audio=bytes([chunk % 256]) * 160)
 
 
@@ -135,11 +135,13 @@ def test_outbound_frames_in_each_carriers_dialect() -> None:
 def test_reorder_puts_frames_back_in_order_and_skips_a_gap_that_never_fills() -> None:
     reorder = Reorder(window=3)
     out = []
-    for chunk in (0, 2, 1, 3, 5, 4):
+    for chunk in (2, 1, 3, 5, 4, 6):  # the first two swapped: 1 is still waited for
         out += [m.chunk for m in reorder.push(_media(chunk))]
-    assert out == [0, 1, 2, 3, 4, 5]
+    assert out == [1, 2, 3, 4, 5, 6]
     assert reorder.push(_media(2)) == [] and reorder.late == 1  # too late: already played past it
     out = []
-    for chunk in (7, 8, 9, 10):  # 6 never comes: after the window the call moves on
+    for chunk in (8, 9, 10, 11):  # 7 never comes: after the window the call moves on
         out += [m.chunk for m in reorder.push(_media(chunk))]
-    assert out == [7, 8, 9, 10] and reorder.lost == 1
+    assert out == [8, 9, 10, 11] and reorder.lost == 1
+    assert [m.chunk for m in reorder.push(_media(13))] == []  # 12 may still come...
+    assert [m.chunk for m in reorder.flush()] == [13] and reorder.lost == 2  # ...but the stream ended
