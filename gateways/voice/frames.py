@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import heapq
+import itertools
 import json
 from typing import Any, Final, Literal
 
@@ -242,6 +243,6 @@ class Reorder:
         self._heap.clear()
         if out and self.next is not None:
             chunks = [self.next - 1, *(frame.chunk for frame in out)]
-            self.lost += sum(b - a - 1 for a, b in zip(chunks, chunks[1:], strict=False))
+            self.lost += sum(b - a - 1 for a, b in itertools.pairwise(chunks))
             self.next = out[-1].chunk + 1
         return out
