@@ -36,5 +36,7 @@ def configure_logging(*, json: bool | None = None, level: str | None = None) -> 
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level_name, logging.INFO)),
         logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
-        cache_logger_on_first_use=True,
+        # Not cached: a process that configures logging again (the CLI run in-process, tests)
+        # must not keep loggers bound to an old level.
+        cache_logger_on_first_use=False,
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import structlog
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
 
@@ -21,6 +22,13 @@ from events.settings import Settings
 from gateways.embedded import NatsServer, start_postgres, stop_postgres, with_database
 
 _counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _default_logging() -> None:
+    """Each test starts from structlog's defaults: a CLI test that set the level to warning must
+    not hide the info lines (the spec's log markers) another test captures."""
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

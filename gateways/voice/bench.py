@@ -126,7 +126,7 @@ class _Load:
                     {
                         "event": "media",
                         "sequence_number": str(seq + 2),
-                        "media": {"track": "inbound", "chunk": str(seq), "payload": payload},
+                        "media": {"track": "inbound", "chunk": str(seq + 1), "payload": payload},
                     }
                 )
             )

@@ -216,7 +216,7 @@ class Reorder:
         if self.next is None:
             # Both carriers number chunks from 1: a first frame a little past it may be the
             # second of a swapped pair, so wait for 1; far past it, the stream joined mid-way.
-            self.next = 1 if media.chunk <= self.window + 1 else media.chunk
+            self.next = 1 if 1 < media.chunk <= self.window + 1 else media.chunk
         if media.chunk < self.next:
             self.late += 1
             return []

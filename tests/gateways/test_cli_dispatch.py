@@ -107,3 +107,15 @@ def test_bench_e2e_sends_every_first_touch_once(database_url: str, nats_url: str
     assert set(result["stages"]) == {"ingested→enrolled", "enrolled→scheduled", "scheduled→dispatched"}
     code, out, _ = invoke(database_url, "bench", "e2e", "--leads", "0")
     assert code == 2 and "--leads must be 1 to 1000000" in out + _
+
+
+def test_bench_voice_streams_every_frame_both_ways(database_url: str) -> None:
+    code, out, err = invoke(database_url, "bench", "voice", "--calls", "5", "--seconds", "1", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["calls"] == 5 and result["calls_completed"] == 5
+    assert result["frames_sent"] == 5 * 50 and result["frames_lost"] == 0
+    assert 0 <= result["in_p50_ms"] <= result["in_p99_ms"] and 0 <= result["out_p50_ms"] <= result["out_p99_ms"]
+    assert result["cpu_percent"] > 0
+    code, out, err = invoke(database_url, "bench", "voice", "--calls", "0")
+    assert code == 2 and "--calls must be 1 to 5000" in out + err

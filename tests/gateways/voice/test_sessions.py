@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import msgspec
 from aiohttp import web
 from structlog.testing import capture_logs
 
@@ -283,3 +285,62 @@ async def test_out_of_order_frames_reach_the_agent_in_order(pg_store: PostgresEv
         await realtime.wait_for(lambda r: len(r.last.appended_audio) >= 20 * 160, timeout=5)
         await call.stop()
     assert realtime.last.appended_audio[: 20 * 160] == b"".join(frames)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _telnyx_event(kind: str, call: str, **payload: Any) -> dict[str, Any]:
+    return {
+        "data": {
+            "record_type": "event",
+            "event_type": kind,
+            "id": str(uuid.uuid4()),
+            "occurred_at": "2026-12-01T15:00:00Z",
+            "payload": {
+                "call_control_id": call,
+                "call_session_id": str(uuid.uuid4()),
+                "from": "+13055550177",
+                "to": "+13055550000",
+                **payload,
+            },
+        },
+        "meta": {"attempt": 1},
+    }
+
+
+async def test_an_inbound_telnyx_call_is_answered_streamed_talked_to_interrupted_and_hung_up(
+    pg_store: PostgresEventStore,
+) -> None:
+    """The issue's whole story: Call Control webhooks, the stream URL they produce, the talk, the hang-up."""
+    port = _free_port()
+    call_id = "v3:whole-story"
+    settings = msgspec.structs.replace(Settings(), public_url=f"http://127.0.0.1:{port}")
+    async with FakeProviders(callbacks=False) as telnyx_api, FakeRealtime(reply_ms=4000) as realtime:
+        env = {**telnyx_api.env(), **realtime.env(), "VOICE_GATEWAY_TOKEN": SECRET}
+        async with serve_http(pg_store, settings, host="127.0.0.1", port=port, env=env) as url:
+            hook = f"{url}/webhooks/telnyx/voice"
+            await telnyx_api.send_telnyx_webhook(hook, _telnyx_event("call.initiated", call_id, direction="incoming"))
+            await telnyx_api.send_telnyx_webhook(hook, _telnyx_event("call.answered", call_id))
+            actions = {action: body for _, action, body in telnyx_api.telnyx_actions}
+            assert set(actions) == {"answer", "streaming_start"}
+            # Telnyx connects to the URL it was given, token and all.
+            async with TelnyxCall(actions["streaming_start"]["stream_url"], call_control_id=call_id) as call:
+                await call.start()
+                await call.wait_for(lambda c: c.played_ms >= 600, timeout=10)
+                await call.send_audio(speech_frames(300) + silence_frames(300))
+                await call.wait_for(lambda c: len(c.clears) >= 1, timeout=5)
+                await until_event(pg_store, "telnyx", call_id, "BargeIn")
+                await telnyx_api.send_telnyx_webhook(
+                    hook, _telnyx_event("call.hangup", call_id, hangup_cause="normal_clearing")
+                )
+                ended = await until_event(pg_store, "telnyx", call_id, "CallEnded")
+                await call.wait_for(lambda c: c.closed, timeout=5)
+    assert ended.reason == "hangup: normal_clearing"  # type: ignore[attr-defined]
+    kinds = types(await call_events(pg_store, "telnyx", call_id))
+    assert kinds[:3] == ["CallStarted", "CallAnswered", "MediaStreamStarted"]
+    assert "BargeIn" in kinds and "TranscriptTurn" in kinds and kinds[-1] == "CallEnded"
+    assert kinds.count("CallEnded") == 1
