@@ -32,6 +32,8 @@ import structlog
 from aiohttp import web
 
 from actors.cadence import fold_lead
+from actors.campaigns import fold_campaign
+from actors.dispatch import fold_touch
 from actors.inbound import plain_number
 from actors.org import fold_org
 from events.catalog import (
@@ -40,8 +42,10 @@ from events.catalog import (
     CallStarted,
     MediaStreamRefused,
     call_stream,
+    campaign_stream,
     lead_stream,
     org_stream,
+    touch_stream,
 )
 from events.errors import ConcurrencyError, GatewayError
 from events.postgres import PostgresEventStore
@@ -172,10 +176,18 @@ class VoiceGateway:
 
     async def instructions(self, info: CallInfo) -> str:
         wanted = [*([lead_stream(info.lead_id)] if info.lead_id else []), org_stream(info.account_id)]
+        if info.touch_run_id:
+            wanted.append(touch_stream(info.touch_run_id))
         streams = await self.store.read_streams(wanted)
         org = fold_org(info.account_id, [e.event for e in streams.get(org_stream(info.account_id), [])])
         lead = fold_lead([e.event for e in streams.get(lead_stream(info.lead_id), [])]) if info.lead_id else None
         business = org.business_name or "el concesionario"
+        campaign = ""
+        touch = fold_touch(streams.get(touch_stream(info.touch_run_id), [])) if info.touch_run_id else None
+        if touch is not None:
+            envelopes = await self.store.read_stream(campaign_stream(touch.campaign_id))
+            state = fold_campaign([e.event for e in envelopes], len(envelopes))
+            campaign = f" Esta llamada es el paso {touch.step} de la campaña «{state.name}»." if state else ""
         about = ""
         if lead is not None:
             price = f" a ${lead.price:,}" if lead.price else ""
@@ -184,7 +196,7 @@ class VoiceGateway:
                 f" publicado en {lead.source or 'internet'}{f' en {lead.city}' if lead.city else ''}."
             )
         return (
-            f"Eres el asistente telefónico de {business}, que compra autos de particulares al contado.{about}"
+            f"Eres el asistente telefónico de {business}, que compra autos de particulares al contado.{about}{campaign}"
             " Habla en el idioma del vendedor (español o inglés), con frases cortas y naturales."
             " Confirma si el auto sigue disponible, su estado, kilometraje y precio, y ofrece verlo pronto."
             " Si el vendedor quiere vender ya o pide hablar con una persona, usa handoff_to_dealer."

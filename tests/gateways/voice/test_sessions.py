@@ -13,6 +13,7 @@ import json
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -20,7 +21,8 @@ import msgspec
 from aiohttp import web
 from structlog.testing import capture_logs
 
-from events.catalog import Event, LeadIngested, call_stream, lead_stream
+from actors.campaigns import Campaigns, StepSpec
+from events.catalog import Event, LeadIngested, TouchRunScheduled, call_stream, lead_stream, touch_stream
 from events.envelope import Envelope
 from events.postgres import PostgresEventStore
 from events.settings import Settings
@@ -154,6 +156,19 @@ async def test_twilio_outbound_call_knows_its_lead_and_hands_a_hot_one_to_the_de
         name="Luis",
     )
     await pg_store.append(lead_stream(lead), [ingested])
+    campaign = await Campaigns(pg_store).create(
+        account, campaign_key="autos_outbound_miami", name="Autos Miami", steps=[StepSpec(step=1, channel="voice")]
+    )
+    scheduled = TouchRunScheduled(
+        touch_run_id=touch,
+        account_id=account,
+        lead_id=lead,
+        campaign_id=campaign.campaign_id,
+        step=1,
+        channel="voice",
+        scheduled_for=datetime.now(UTC),
+    )
+    await pg_store.append(touch_stream(touch), [scheduled])
     got: list[tuple[dict[str, Any], str]] = []
 
     async def handoff(request: web.Request) -> web.Response:
@@ -180,6 +195,7 @@ async def test_twilio_outbound_call_knows_its_lead_and_hands_a_hot_one_to_the_de
             await call.wait_for(lambda c: c.media_out_ms >= 300, timeout=10)
             assert "2015 Honda Civic EX" in realtime.last.session["instructions"]
             assert "$8,900" in realtime.last.session["instructions"]
+            assert "campaña «Autos Miami»" in realtime.last.session["instructions"]
             await call.send_audio(speech_frames(300) + silence_frames(700))
             handed = await until_event(pg_store, "twilio", call.call_sid, "HandoffRequested")
             outputs = realtime.last.of_type("conversation.item.create")
