@@ -1,10 +1,11 @@
 """`touchline bench voice`: N concurrent calls through one gateway process, 20 ms frames both ways.
 
 The gateway runs here, for real (its HTTP server, the voice sessions, the call events in
-PostgreSQL). A second process plays both far ends: N Telnyx media streams, and a loopback agent
+PostgreSQL). Two more processes play the far ends: N Telnyx media streams, and a loopback agent
 that speaks the OpenAI Realtime protocol and answers every `input_audio_buffer.append` with a
 `response.audio.delta` of the same audio. Each frame carries (call, sequence) in its first
-bytes, so the load process times both directions on one clock:
+bytes, and every side stamps it with `time.perf_counter()` (CLOCK_MONOTONIC, one clock for
+every process on the machine), so both directions are timed:
 - **in**: carrier sends a frame → the agent receives it (carrier → gateway → agent);
 - **out**: the agent sends a frame → the carrier receives it (agent → gateway's pacer → carrier).
 `cpu_percent` is the gateway process's CPU over the run (100 = one core).
@@ -137,7 +138,9 @@ class _Load:
         self.completed += 1
 
 
-def _load_main(conn: Connection, calls: int, seconds: float) -> None:
+def _agent_main(conn: Connection) -> None:
+    """The loopback agent's process: serves until told the calls are over, then reports its times."""
+
     async def main() -> None:
         load = _Load()
         app = web.Application()
@@ -146,9 +149,21 @@ def _load_main(conn: Connection, calls: int, seconds: float) -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        port = runner.addresses[0][1]
-        conn.send(f"http://127.0.0.1:{port}/v1")
-        url = conn.recv()
+        conn.send(f"http://127.0.0.1:{runner.addresses[0][1]}/v1")
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "done"
+        await runner.cleanup()
+        conn.send({"in": load.agent_in, "out": load.agent_out})
+
+    import uvloop
+
+    uvloop.run(main())
+
+
+def _carriers_main(conn: Connection, url: str, calls: int, seconds: float) -> None:
+    """The carriers' process: N calls streaming for `seconds`, then their times."""
+
+    async def main() -> None:
+        load = _Load()
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
             tasks = []
@@ -156,19 +171,7 @@ def _load_main(conn: Connection, calls: int, seconds: float) -> None:
                 tasks.append(asyncio.ensure_future(load.call(http, url, i, seconds)))
                 await asyncio.sleep(0.02 / max(1, calls // 50))  # calls start spread over a moment
             await asyncio.gather(*tasks, return_exceptions=True)
-        await runner.cleanup()
-        ins = [load.agent_in[k] - t for k, t in load.sent.items() if k in load.agent_in]
-        outs = [load.carrier_in[k] - t for k, t in load.agent_out.items() if k in load.carrier_in]
-        lost = (len(load.sent) - len(ins)) + (len(load.agent_out) - len(outs))
-        conn.send(
-            {
-                "sent": len(load.sent),
-                "in": [x * 1000 for x in ins],
-                "out": [x * 1000 for x in outs],
-                "lost": lost,
-                "completed": load.completed,
-            }
-        )
+        conn.send({"sent": load.sent, "in": load.carrier_in, "completed": load.completed})
 
     import uvloop
 
@@ -179,14 +182,17 @@ def _load_main(conn: Connection, calls: int, seconds: float) -> None:
 
 
 async def run_voice_bench(dsn: str, *, calls: int = 200, seconds: float = 10.0) -> VoiceBenchResult:
+    """The gateway here; the agent and the carriers in a process each (the far ends are not the gateway's load)."""
     from gateways.http import serve_http
 
     ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    process = ctx.Process(target=_load_main, args=(child, calls, seconds), daemon=True)
-    process.start()
+    agent_conn, agent_child = ctx.Pipe()
+    carriers_conn, carriers_child = ctx.Pipe()
+    agent = ctx.Process(target=_agent_main, args=(agent_child,), daemon=True)
+    agent.start()
+    carriers: multiprocessing.process.BaseProcess | None = None
     try:
-        agent_url = await anyio.to_thread.run_sync(parent.recv)
+        agent_url = await anyio.to_thread.run_sync(agent_conn.recv)
         env = {"OPENAI_API_KEY": "bench", "OPENAI_BASE_URL": agent_url, "VOICE_GATEWAY_TOKEN": SECRET}
         async with (
             open_postgres_store(dsn) as store,
@@ -194,28 +200,38 @@ async def run_voice_bench(dsn: str, *, calls: int = 200, seconds: float = 10.0) 
         ):
             usage = resource.getrusage(resource.RUSAGE_SELF)
             began = time.perf_counter()
-            parent.send(url.replace("http", "ws", 1) + "/telnyx")
-            report: dict[str, Any] = await anyio.to_thread.run_sync(parent.recv)
+            args = (carriers_child, url.replace("http", "ws", 1) + "/telnyx", calls, seconds)
+            carriers = ctx.Process(target=_carriers_main, args=args, daemon=True)
+            carriers.start()
+            sides: dict[str, Any] = await anyio.to_thread.run_sync(carriers_conn.recv)
             wall = time.perf_counter() - began
             after = resource.getrusage(resource.RUSAGE_SELF)
+        agent_conn.send("done")
+        far: dict[str, Any] = await anyio.to_thread.run_sync(agent_conn.recv)
+        sent, carrier_in, agent_in, agent_out = sides["sent"], sides["in"], far["in"], far["out"]
+        ins = [(agent_in[k] - t) * 1000 for k, t in sent.items() if k in agent_in]
+        outs = [(carrier_in[k] - t) * 1000 for k, t in agent_out.items() if k in carrier_in]
+        lost = (len(sent) - len(ins)) + (len(agent_out) - len(outs))
         cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
         return VoiceBenchResult(
             calls=calls,
             seconds=seconds,
-            frames_sent=int(report["sent"]),
-            in_p50_ms=_pct(report["in"], 0.50),
-            in_p99_ms=_pct(report["in"], 0.99),
-            out_p50_ms=_pct(report["out"], 0.50),
-            out_p99_ms=_pct(report["out"], 0.99),
-            frames_lost=int(report["lost"]),
+            frames_sent=len(sent),
+            in_p50_ms=_pct(ins, 0.50),
+            in_p99_ms=_pct(ins, 0.99),
+            out_p50_ms=_pct(outs, 0.50),
+            out_p99_ms=_pct(outs, 0.99),
+            frames_lost=lost,
             cpu_percent=round(100 * cpu / wall, 1),
-            calls_completed=int(report["completed"]),
-            frames_per_s=round(2 * int(report["sent"]) / wall, 1),
+            calls_completed=int(sides["completed"]),
+            frames_per_s=round(2 * len(sent) / wall, 1),
         )
     finally:
-        process.join(timeout=10)
-        if process.is_alive():
-            process.kill()
+        for process in (agent, carriers):
+            if process is not None:
+                process.join(timeout=10)
+                if process.is_alive():
+                    process.kill()
 
 
 def format_voice_bench(r: VoiceBenchResult) -> list[str]:
