@@ -12,6 +12,7 @@ from rich.table import Table
 
 from actors.dispatch import requeue
 from actors.e2e_bench import E2EResult, format_e2e_bench, run_e2e_bench
+from events.postgres import PostgresEventStore
 from gateways.cli_common import (
     Account,
     DataDir,
@@ -171,7 +172,40 @@ def bench_voice(
         out.print(line, highlight=False)
 
 
+_DONE = frozenset({"ok", "started", "discover_queued", "stopped", "activated", "deactivated"})
+
+
+def ask(
+    text: Annotated[str, typer.Argument(help="What you want, in Spanish or English (quote it)")],
+    account: Account,
+    operator: Annotated[str, typer.Option(help="Who asks (kept in the log)")] = "cli",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole answer as JSON")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Command OS from the shell: «¿qué campañas están activas?», "start craigslist miami", ..."""
+    from gateways.command_os import Answer, CommandOS
+    from gateways.openai_chat import OpenAIChat
+
+    account_id = uuid_option("--account", account)
+    if not text.strip():
+        err.print("[bold red]error:[/] say what you want, e.g. touchline ask '¿qué campañas están activas?'")
+        raise typer.Exit(2)
+    configure_logging(level="warning")
+
+    async def main(store: PostgresEventStore) -> Answer:
+        return await CommandOS(store, OpenAIChat.from_env()).handle(account_id, text, operator=operator)
+
+    answer = with_store(data_dir, main)
+    if as_json:
+        print(json.dumps(msgspec.to_builtins(answer), ensure_ascii=False))
+        return
+    out.print(answer.reply, highlight=False)
+    if answer.outcome not in _DONE:
+        raise typer.Exit(1)  # needs_setup, needs_confirmation, not_found, unknown...: the reply says why
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.command("ask")(ask)
     app.add_typer(touches_app, name="touches")
     bench_app.command("e2e")(bench_e2e)
     bench_app.command("voice")(bench_voice)
