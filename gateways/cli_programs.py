@@ -232,7 +232,35 @@ def bench_hunter(
         out.print(line, highlight=False)
 
 
-demo_app = typer.Typer(help="A local listings site to point the hunter at (demos and trials).", no_args_is_help=True)
+demo_app = typer.Typer(
+    help="The whole pipeline on the embedded default (and `demo site`: just the listings site).",
+    invoke_without_command=True,
+)
+
+
+@demo_app.callback()
+def demo(
+    ctx: typer.Context,
+    listings: Annotated[int, typer.Option(help="Listings on the bundled Miami site")] = 30,
+    seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C)")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Seed a demo account, crawl a bundled listings site, send sandbox touches, serve the console."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from gateways.demo import run_demo
+
+    if not 1 <= listings <= 500:
+        err.print("[bold red]error:[/] --listings must be 1 to 500", highlight=False)
+        raise typer.Exit(2)
+    configure_logging(level="warning")
+    settings = load_settings(data_dir)
+
+    def say(line: str) -> None:
+        out.print(line, highlight=False, soft_wrap=True)
+
+    final = run(lambda: run_demo(settings, listings=listings, seconds=seconds, say=say))
+    say(f"demo stopped: {final.leads} leads, {final.touch_runs} touch runs ({final.dispatched} dispatched)")
 
 
 @demo_app.command("site")
