@@ -106,7 +106,7 @@ def _is_public(request: web.Request) -> bool:
     """
     resource = request.match_info.route.resource
     path = resource.canonical if resource is not None else request.path
-    if path == "/health" and request.method in ("GET", "HEAD"):
+    if path in ("/health", "/healthz", "/api/openapi.json") and request.method in ("GET", "HEAD"):
         return True
     return path.startswith("/webhooks/") or (path in ("/telnyx", "/twilio") and request.method == "GET")
 
@@ -219,7 +219,7 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(store: PostgresEventStore, settings: Settings, env: Mapping[str, str] | None = None) -> web.Application:
     # Imported here: the route modules use this module's keys and helpers.
-    from gateways import api_command_os, api_programs, webhooks
+    from gateways import api_command_os, api_docs, api_programs, openapi, webhooks
     from gateways.voice import routes as voice_routes
 
     app = web.Application(middlewares=[_access_log, _errors, _authenticate])
@@ -228,6 +228,8 @@ def create_app(store: PostgresEventStore, settings: Settings, env: Mapping[str, 
     app.router.add_get("/health", health)
     api_programs.add_routes(app)
     api_command_os.add_routes(app, env)
+    openapi.add_routes(app)
+    assert api_docs  # imported for the routes it documents
     webhooks.add_routes(app, env)
     voice_routes.add_routes(app, env)
     return app
