@@ -3,14 +3,117 @@
 from __future__ import annotations
 
 from gateways.api_command_os import CommandBody
+from gateways.api_core import CreateCampaignBody, ReasonBody, SettingsBody
 from gateways.api_programs import StartBody, StopBody
 from gateways.openapi import Operation, Param, document_routes
 
+LIMIT = Param(name="limit", type="integer", description="page size")
+OFFSET = Param(name="offset", type="integer", description="rows to skip")
+CAMPAIGN = Param(name="campaign_id", where="path", description="uuid")
 KEY = Param(name="key", where="path", description="`craigslist`, `encuentra24`, or `craigslist:miami`")
 CITY = Param(name="city", description="one city of the program")
 
 document_routes(
     Operation(method="GET", path="/health", summary="PostgreSQL answers", tag="system", auth="none"),
+    Operation(method="GET", path="/healthz", summary="PostgreSQL answers (alias)", tag="system", auth="none"),
+    Operation(
+        method="GET",
+        path="/metrics",
+        summary="Prometheus text: the log, touch runs, leads, campaigns",
+        tag="system",
+        produces="text/plain",
+    ),
+    Operation(
+        method="GET",
+        path="/api/debug/openai-env",
+        summary="Which OpenAI variables exist (length, prefix; never a value)",
+        tag="system",
+    ),
+    Operation(
+        method="GET", path="/api/campaigns", summary="The account's outbound campaigns with steps", tag="campaigns"
+    ),
+    Operation(
+        method="POST",
+        path="/api/campaigns",
+        summary="Create a campaign (and activate it)",
+        tag="campaigns",
+        body=CreateCampaignBody,
+    ),
+    Operation(
+        method="POST",
+        path="/api/campaigns/pause-all",
+        summary="Pause every running campaign",
+        tag="campaigns",
+        body=ReasonBody,
+    ),
+    Operation(
+        method="POST",
+        path="/api/campaigns/{campaign_id}/activate",
+        summary="Switch a campaign on",
+        tag="campaigns",
+        body=ReasonBody,
+        params=(CAMPAIGN,),
+    ),
+    Operation(
+        method="POST",
+        path="/api/campaigns/{campaign_id}/pause",
+        summary="Switch a campaign off",
+        tag="campaigns",
+        body=ReasonBody,
+        params=(CAMPAIGN,),
+    ),
+    Operation(
+        method="GET",
+        path="/api/leads",
+        summary="Leads, newest first, paginated",
+        tag="leads",
+        params=(Param(name="status"), Param(name="source"), LIMIT, OFFSET),
+    ),
+    Operation(
+        method="GET",
+        path="/api/leads/{lead_id}",
+        summary="A lead with its next action, touch runs, inbox and event history",
+        tag="leads",
+        params=(Param(name="lead_id", where="path"),),
+    ),
+    Operation(
+        method="GET",
+        path="/api/next-actions",
+        summary="What to do next, per lead, by priority",
+        tag="leads",
+        params=(LIMIT, OFFSET),
+    ),
+    Operation(
+        method="GET",
+        path="/api/runtime-status",
+        summary="v_campaign_runtime_status_v1 for the account",
+        tag="campaigns",
+    ),
+    Operation(
+        method="GET", path="/api/settings", summary="Onboarding settings, routing and daily caps", tag="settings"
+    ),
+    Operation(
+        method="PUT",
+        path="/api/settings",
+        summary="Change settings (all or nothing)",
+        tag="settings",
+        body=SettingsBody,
+    ),
+    Operation(
+        method="GET",
+        path="/api/audit",
+        summary="The account's events from the log, filtered, by position",
+        tag="audit",
+        params=(
+            Param(name="stream"),
+            Param(name="type", repeat=True),
+            Param(name="correlation_id"),
+            Param(name="since"),
+            Param(name="until"),
+            Param(name="after", type="integer"),
+            Param(name="limit", type="integer"),
+        ),
+    ),
     Operation(method="GET", path="/api/openapi.json", summary="This document", tag="system", auth="none"),
     Operation(
         method="GET",

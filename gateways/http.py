@@ -219,7 +219,7 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(store: PostgresEventStore, settings: Settings, env: Mapping[str, str] | None = None) -> web.Application:
     # Imported here: the route modules use this module's keys and helpers.
-    from gateways import api_command_os, api_docs, api_programs, openapi, webhooks
+    from gateways import api_command_os, api_core, api_docs, api_programs, openapi, webhooks
     from gateways.voice import routes as voice_routes
 
     app = web.Application(middlewares=[_access_log, _errors, _authenticate])
@@ -228,6 +228,7 @@ def create_app(store: PostgresEventStore, settings: Settings, env: Mapping[str, 
     app.router.add_get("/health", health)
     api_programs.add_routes(app)
     api_command_os.add_routes(app, env)
+    api_core.add_routes(app, env)
     openapi.add_routes(app)
     assert api_docs  # imported for the routes it documents
     webhooks.add_routes(app, env)
