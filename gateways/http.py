@@ -219,16 +219,20 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(store: PostgresEventStore, settings: Settings, env: Mapping[str, str] | None = None) -> web.Application:
     # Imported here: the route modules use this module's keys and helpers.
-    from gateways import api_command_os, api_core, api_docs, api_programs, openapi, webhooks
+    from gateways import api_command_os, api_core, api_docs, api_programs, console, openapi, webhooks
+    from gateways.console import cookie_auth_middleware
     from gateways.voice import routes as voice_routes
 
-    app = web.Application(middlewares=[_access_log, _errors, _authenticate])
+    # The console's pages carry the token in a cookie: its middleware turns it into the bearer
+    # header (for `/console` routes only) before the token is checked.
+    app = web.Application(middlewares=[_access_log, _errors, cookie_auth_middleware, _authenticate])
     app[STORE] = store
     app[SETTINGS] = settings
     app.router.add_get("/health", health)
     api_programs.add_routes(app)
     api_command_os.add_routes(app, env)
     api_core.add_routes(app, env)
+    console.add_routes(app, env)  # last: it ends with a catch-all for the console's own 404 page
     openapi.add_routes(app)
     assert api_docs  # imported for the routes it documents
     webhooks.add_routes(app, env)
