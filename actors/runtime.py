@@ -54,6 +54,7 @@ from events.store import (
 log = structlog.get_logger("touchline.actors")
 
 _NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+_CONSUMER_CHECK_S: Final = 10.0  # how often an actor that receives nothing checks its consumer is there
 
 
 class Actor(abc.ABC):
@@ -271,6 +272,20 @@ class ActorRunner:
         )
         await self.js.add_consumer(self.settings.stream_name, config)
 
+    async def _ensure_consumer_exists(self) -> None:
+        try:
+            await self.js.consumer_info(self.settings.stream_name, consumer_name(self.settings, self.actor))
+        except NotFoundError:
+            self.log.warning("actor_consumer_missing", note="recreating the stream's consumer")
+            try:
+                await self.ensure_consumer()
+            except (nats.errors.Error, TimeoutError) as exc:
+                self.log.warning("actor_consumer_recreate_failed", error=f"{type(exc).__name__}: {exc}")
+            else:
+                self.log.info("actor_consumer_recreated")
+        except (nats.errors.Error, TimeoutError):
+            pass  # NATS is away: the next look will tell
+
     async def refresh_stats(self) -> ActorStats:
         """Ask the server how far behind the consumer is (shared by every process)."""
         try:
@@ -372,6 +387,7 @@ class ActorRunner:
 
         puller.deliver = deliver
         puller.release = self._release
+        last_check = anyio.current_time()
         while not self._stopping.is_set():
             free = limit - self.stats.in_flight
             if free <= 0:  # bounded: wait for a handler to finish before taking more
@@ -381,6 +397,13 @@ class ActorRunner:
             # The server keeps this pull request open until it expires, even if we stop waiting.
             self._pull_open_until = anyio.current_time() + self.config.fetch_timeout_s + 0.05
             await puller.pull(min(free, self.config.fetch_batch), self.config.fetch_timeout_s, self._stopping)
+            now = anyio.current_time()
+            if puller.no_responders or now - last_check > _CONSUMER_CHECK_S:
+                # A NATS that lost its store (or an operator) can take the consumer away from a
+                # running actor: nothing would ever arrive again. Look, and make it again.
+                last_check = now
+                puller.no_responders = False
+                await self._ensure_consumer_exists()
 
     async def _release(self, msg: Msg) -> None:
         """Hand a message back for another process, once no pull request of ours is still open.
@@ -554,6 +577,7 @@ class _Puller:
         self._wanted = 0
         self._done = anyio.Event()
         self._throttled = False
+        self.no_responders = False
 
     async def open(self) -> None:
         self._sub = await self.nc.subscribe(self.inbox, cb=self._on_message)
@@ -568,6 +592,8 @@ class _Puller:
         if status is not None:
             if status != "100":  # 100: a heartbeat; 404/408: nothing (more) now; 409: a limit
                 self._throttled = status == "409"
+                # 503: nobody answers the request: the stream (or the consumer) is gone.
+                self.no_responders = self.no_responders or status == "503"
                 self._done.set()
             return
         assert self.deliver is not None and self.release is not None
@@ -597,6 +623,8 @@ class _Puller:
                 race.start_soon(stopped)
         if self._throttled:
             await anyio.sleep(0.05)  # the server refuses more for now (max ack pending): breathe
+        elif self.no_responders:
+            await anyio.sleep(0.5)  # not spinning while the consumer is recreated
 
 
 def _unwrap(exc: BaseException) -> BaseException:

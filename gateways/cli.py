@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Final, NoReturn
 
 import anyio
 import asyncpg
@@ -28,7 +28,7 @@ from actors.campaigns import Campaigns, CampaignState, StepSpec
 from actors.hunter import Hunter
 from actors.org import OrgSettings, OrgState
 from actors.runtime import ActorRunner
-from actors.supervisor import Supervisor
+from actors.supervisor import ChildStats, Supervisor
 from events.bench import run_log_bench
 from events.bus import connect as connect_bus
 from events.catalog import LeadgenRouting, LeadIngested, enrollment_stream, lead_stream, touch_stream
@@ -123,8 +123,10 @@ async def _up(settings: Settings, roles: set[str], grace: float) -> None:
                 async with open_postgres_store(infra.database_url) as store, anyio.create_task_group() as tg:
                     log.info("component_started", component="event_store")
                     if "relay" in roles:
+                        # Not awaited to its start: a relay standing by (another process leads)
+                        # must not keep this process's actors, projections and HTTP from starting.
                         relay = OutboxRelay(store, nc, settings)
-                        await tg.start(relay.run)
+                        tg.start_soon(relay.run)
                         log.info("component_started", component="relay", stream=settings.stream_name)
                     supervisor = supervise_roles(roles, store=store, nc=nc, settings=settings)
                     await tg.start(supervisor.run)
@@ -152,6 +154,9 @@ async def _up(settings: Settings, roles: set[str], grace: float) -> None:
     log.info("touchline_stopped")
 
 
+_SUPERVISOR_FIELDS: Final = frozenset(ChildStats.__struct_fields__) | {"child"}
+
+
 async def _report_periodically(supervisor: Supervisor, every_s: float = 60.0) -> None:
     """Each child's health in the log: restarts and crash loops are reported, never hidden."""
     while True:
@@ -164,7 +169,9 @@ async def _report_periodically(supervisor: Supervisor, every_s: float = 60.0) ->
             if isinstance(child, Hunter):
                 extra = msgspec.structs.asdict(child.stats)
             level = log.error if stats.crash_looping else log.info
-            level("child_stats", child=name, **msgspec.structs.asdict(stats), **extra)
+            # The child's own figures under their own names: both kinds of stats have a `state`.
+            own = {f"child_{k}" if k in _SUPERVISOR_FIELDS else k: v for k, v in extra.items()}
+            level("child_stats", child=name, **msgspec.structs.asdict(stats), **own)
 
 
 # --- migrate, sql -----------------------------------------------------------------------------

@@ -82,6 +82,9 @@ async def read_json(request: web.Request, body_type: type[B]) -> B:
     raw = await request.read()
     if not raw.strip():
         raw = b"{}"
+    if b"\\u0000" in raw or b"\x00" in raw:
+        # PostgreSQL text cannot hold NUL: refused here, by name, instead of failing the write.
+        raise HttpError(400, "request body: text may not contain NUL characters (\\u0000)")
     try:
         return msgspec.json.decode(raw, type=body_type)
     except msgspec.ValidationError as exc:
@@ -139,6 +142,8 @@ async def _account_for(request: web.Request) -> UUID:
 
 @web.middleware
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if "\x00" in request.path or "\x00" in request.query_string or "%00" in request.raw_path:
+        raise HttpError(400, "the URL may not contain NUL characters (%00)")
     if not _is_public(request):
         request[ACCOUNT] = await _account_for(request)
     return await handler(request)

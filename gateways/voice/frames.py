@@ -92,6 +92,8 @@ def parse_frame(carrier: Carrier, raw: str | bytes) -> Frame:
         data = _decode.decode(raw)
     except msgspec.DecodeError as exc:
         raise GatewayError(f"frame is not JSON: {exc}") from None
+    except RecursionError:
+        raise GatewayError("frame is JSON nested too deeply to be a carrier frame") from None
     if not isinstance(data, dict):
         raise GatewayError("frame is not a JSON object")
     event = data.get("event")
@@ -164,8 +166,8 @@ def telnyx_client_state(value: Any) -> dict[str, str]:
         return {}
     try:
         decoded = json.loads(base64.b64decode(value))
-    except (ValueError, binascii.Error):
-        return {}
+    except (ValueError, binascii.Error, RecursionError):
+        return {}  # not ours: a client state we did not write carries nothing we use
     return {str(k): str(v) for k, v in decoded.items()} if isinstance(decoded, dict) else {}
 
 
@@ -238,8 +240,13 @@ class Reorder:
         return out
 
     def flush(self) -> list[Media]:
-        """What is still held (the stream ended): in order, gaps and all."""
-        out = [frame for _, _, frame in sorted(self._heap)]
+        """What is still held (the stream ended): in order, gaps and all, each chunk once."""
+        out: list[Media] = []
+        for _, _, frame in sorted(self._heap):
+            if (self.next is not None and frame.chunk < self.next) or (out and frame.chunk == out[-1].chunk):
+                self.late += 1  # a duplicate (or one handed on already)
+                continue
+            out.append(frame)
         self._heap.clear()
         if out and self.next is not None:
             chunks = [self.next - 1, *(frame.chunk for frame in out)]
