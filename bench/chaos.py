@@ -142,6 +142,7 @@ class Fleet:
             "TOUCHLINE_NATS_URL": self.settings.nats_url or "",
             "TOUCHLINE_SUBJECT_PREFIX": self.settings.subject_prefix,
             "TOUCHLINE_STREAM_NAME": self.settings.stream_name,
+            "TOUCHLINE_STREAM_REPLICAS": str(self.settings.stream_replicas),
             "TOUCHLINE_HTTP_PORT": "0",
             "WORKER_ID": self.members[i].name,
         }
@@ -585,7 +586,10 @@ async def run_chaos(
     started = time.monotonic()
     city, window_open = open_city()
     rate = (leads / seconds) if leads else 5.0
-    fleet = Fleet(settings, root / "procs", processes, all_roles=all_roles)
+    # The processes keep the stream at the replicas it was made with (they bring its config up to date).
+    fleet = Fleet(
+        msgspec.structs.replace(settings, stream_replicas=replicas), root / "procs", processes, all_roles=all_roles
+    )
     lock = anyio.Lock()  # one start, kill or revival at a time
     nc = await connect(settings.nats_url, name="chaos")
     try:

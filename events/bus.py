@@ -105,7 +105,7 @@ async def _probe(url: str) -> None:
     await stream.aclose()
 
 
-def stream_config(settings: Settings, *, replicas: int = 1) -> StreamConfig:
+def stream_config(settings: Settings, *, replicas: int | None = None) -> StreamConfig:
     return StreamConfig(
         name=settings.stream_name,
         subjects=[f"{settings.subject_prefix}.events.>"],
@@ -116,7 +116,7 @@ def stream_config(settings: Settings, *, replicas: int = 1) -> StreamConfig:
         max_bytes=settings.stream_max_bytes,
         max_msg_size=1024 * 1024,
         duplicate_window=120.0,
-        num_replicas=replicas,
+        num_replicas=settings.stream_replicas if replicas is None else replicas,
     )
 
 

@@ -25,6 +25,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # JetStream retention for the event stream; the log in PostgreSQL is the source of truth.
     stream_max_age_s: float = 7 * 24 * 3600
     stream_max_bytes: int = 8 * 1024**3
+    # Copies of the event stream on a NATS cluster (1 on a single server; 3 on a 3-node cluster).
+    stream_replicas: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -46,6 +48,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             values["subject_prefix"] = _token("TOUCHLINE_SUBJECT_PREFIX", v)
         if v := _get(env, "TOUCHLINE_STREAM_NAME"):
             values["stream_name"] = _token("TOUCHLINE_STREAM_NAME", v)
+        if v := _get(env, "TOUCHLINE_STREAM_REPLICAS"):
+            if v not in ("1", "2", "3", "4", "5"):
+                raise ConfigError(f"TOUCHLINE_STREAM_REPLICAS must be 1 to 5 (a JetStream limit), got {v!r}")
+            values["stream_replicas"] = int(v)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"]))
