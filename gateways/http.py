@@ -142,7 +142,8 @@ async def _account_for(request: web.Request) -> UUID:
 
 @web.middleware
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if "\x00" in request.path or "\x00" in request.query_string or "%00" in request.raw_path:
+    matched = request.match_info.http_exception is None  # a 404/405 is answered as such first
+    if matched and ("\x00" in request.path or "\x00" in request.query_string or "%00" in request.raw_path):
         raise HttpError(400, "the URL may not contain NUL characters (%00)")
     if not _is_public(request):
         request[ACCOUNT] = await _account_for(request)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 import traceback
 import uuid
@@ -498,10 +499,15 @@ def server_failures() -> Iterator[list[str]]:
         structlog.configure(processors=previous)
 
 
+# CI runs the same examples every time (a failure there is reproducible); TOUCHLINE_FUZZ_EXPLORE=1
+# draws new ones, for hunting.
+DERANDOMIZE: Final = os.environ.get("TOUCHLINE_FUZZ_EXPLORE") != "1"
+
 FUZZ = settings(
     max_examples=600,
     deadline=None,
     database=None,
+    derandomize=DERANDOMIZE,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -566,7 +572,13 @@ def wrong_methods(draw: st.DrawFn, known: Known) -> Request:
 async def test_wrong_methods_are_json_405s_naming_what_is_allowed(pg_store: PostgresEventStore) -> None:
     async with served(pg_store) as api:
 
-        @settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+        @settings(
+            max_examples=60,
+            deadline=None,
+            database=None,
+            derandomize=DERANDOMIZE,
+            suppress_health_check=[HealthCheck.too_slow],
+        )
         @given(data=st.data())
         def fuzz(data: st.DataObject) -> None:
             request = data.draw(wrong_methods(api.known))
