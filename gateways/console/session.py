@@ -97,7 +97,8 @@ def csrf_token(request: web.Request) -> str:
 async def checked_form(request: web.Request) -> dict[str, str]:
     """The POST's form fields (text only; the first of each name), once its CSRF code is this session's."""
     raw = await request.post()
-    form = {name: value for name, value in reversed(list(raw.items())) if isinstance(value, str)}
+    # NUL cannot be stored as text (and no browser sends one): dropped rather than failing the write.
+    form = {name: value.replace("\x00", "") for name, value in reversed(list(raw.items())) if isinstance(value, str)}
     expected = csrf_token(request)
     if not expected or not hmac.compare_digest(form.get(CSRF_FIELD, "").encode(), expected.encode()):
         raise CsrfRefused
