@@ -122,6 +122,9 @@ async def test_another_accounts_campaign_is_not_found(pg_store: PostgresEventSto
     assert await pg_store.stream_version(campaign_stream(theirs.campaign_id)) == 1
 
 
+SMS = [StepSpec(step=1, channel="sms")]
+
+
 async def test_a_campaign_key_names_one_campaign_per_account_and_create_returns_what_was_recorded(
     pg_store: PostgresEventStore,
 ) -> None:
@@ -136,7 +139,7 @@ async def test_a_campaign_key_names_one_campaign_per_account_and_create_returns_
     assert first.allow_concurrent is True
     assert first.allow_concurrent == (await campaigns.get(ACCOUNT, first.campaign_id)).allow_concurrent
     with pytest.raises(CommandRejected, match="is taken by another campaign") as refused:
-        await campaigns.create(ACCOUNT, campaign_key="autos_outbound_miami", name="Again", steps=[])
+        await campaigns.create(ACCOUNT, campaign_key="autos_outbound_miami", name="Again", steps=SMS)
     assert refused.value.field == "campaign_key"
     other = uuid.UUID(int=ACCOUNT.int + 1)  # another account may use the same key
-    await campaigns.create(other, campaign_key="autos_outbound_miami", name="Theirs", steps=[])
+    await campaigns.create(other, campaign_key="autos_outbound_miami", name="Theirs", steps=SMS)
