@@ -142,9 +142,6 @@ class Campaigns:
         if not name.strip():
             raise CommandRejected(command, "a campaign needs a name", field="name")
         checked = check_steps(command, steps)
-        if any(c.campaign_key == campaign_key for c in await self.all(account_id)):
-            # Keys name campaigns to Command OS and autos (`autos_outbound_<city>`): one each.
-            raise CommandRejected(command, f"{campaign_key!r} is taken by another campaign", field="campaign_key")
         campaign_id = campaign_id or uuid.uuid4()
         created = CampaignCreated(
             campaign_id=campaign_id,
