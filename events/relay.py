@@ -252,7 +252,13 @@ class OutboxRelay:
         async with receive:
             async for position, count, futures in receive:
                 with anyio.fail_after(_ACK_TIMEOUT_S):
-                    acks = [await f for f in futures]
+                    # Every future retrieved, failed ones too (no "exception never retrieved"
+                    # noise); the first failure is raised and the relay starts over from the log.
+                    answers = await asyncio.gather(*futures, return_exceptions=True)
+                failures = [a for a in answers if isinstance(a, BaseException)]
+                if failures:
+                    raise failures[0]
+                acks = [a for a in answers if not isinstance(a, BaseException)]
                 self.stats.duplicates += sum(1 for a in acks if a.duplicate)
                 self.stats.published += count
                 await save_checkpoint(self.store.pool, self.name, position, durable=False)
