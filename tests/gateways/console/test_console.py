@@ -248,7 +248,8 @@ async def test_programs_need_routing_then_start_confirm_and_stop(pg_store: Postg
         await craigslist.locator("form[data-start] button").click()
         await expect(page.locator("#flash")).to_contain_text("Programa iniciado: craigslist miami.")
         row = 'tr[data-program="craigslist"][data-city="miami"][data-running="true"]'
-        await c.reload_until(row)
+        # Two read models move here (the program, then its queued discover): wait for both.
+        await c.reload_until(row + ' [data-status="Pending"]')
         miami = page.locator(row)
         await expect(miami.locator("[data-status]")).to_have_text("Pendiente")
         await expect(miami).to_contain_text("1 en cola")
