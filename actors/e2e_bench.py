@@ -73,11 +73,12 @@ class E2EResult(msgspec.Struct, kw_only=True):
     baseline_p99_ms: float = 0.0
 
 
-def _pct(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float, digits: int = 2) -> float:
+    """The q-quantile (nearest rank) of `values`, rounded; 0 for none. Shared by the benchmarks."""
     if not values:
         return 0.0
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))], 2)
+    return round(ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))], digits)
 
 
 def noon_in_miami_offset(now: datetime | None = None) -> timedelta:
@@ -147,8 +148,8 @@ async def run_e2e_bench(
             result.rate = rate
             base_wall, base_latencies = await _baseline(store, nc, settings, leads)
             result.baseline_wall_s = round(base_wall, 3)
-            result.baseline_p50_ms = _pct(base_latencies, 0.50)
-            result.baseline_p99_ms = _pct(base_latencies, 0.99)
+            result.baseline_p50_ms = percentile(base_latencies, 0.50)
+            result.baseline_p99_ms = percentile(base_latencies, 0.99)
             return result
         finally:
             try:
@@ -247,17 +248,17 @@ async def _measure(
             continue
         for name, a, b in zip(hops, times, times[1:], strict=False):
             hops[name].append((b - a).total_seconds() * 1000)
-    stages = {name: [_pct(v, 0.5), _pct(v, 0.99)] for name, v in hops.items()}
+    stages = {name: [percentile(v, 0.5), percentile(v, 0.99)] for name, v in hops.items()}
     duplicates = sum(n - 1 for (kind, _), n in counts.items() if kind != "TouchRunScheduled" and n > 1)
     duplicates += sum(n - 1 for n in firsts.values() if n > 1)
     return E2EResult(
         leads=leads,
         wall_s=round(wall, 3),
-        p50_ms=_pct(latencies, 0.50),
-        p99_ms=_pct(latencies, 0.99),
+        p50_ms=percentile(latencies, 0.50),
+        p99_ms=percentile(latencies, 0.99),
         max_ms=round(max(latencies, default=0.0), 2),
-        ingest_p50_ms=_pct(from_ingest, 0.50),
-        ingest_p99_ms=_pct(from_ingest, 0.99),
+        ingest_p50_ms=percentile(from_ingest, 0.50),
+        ingest_p99_ms=percentile(from_ingest, 0.99),
         duplicates=duplicates,
         lost=leads - len(reached & set(ingested_at)),
         dispatched=len(dispatched),

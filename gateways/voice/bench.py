@@ -29,6 +29,7 @@ import anyio
 import msgspec
 from aiohttp import web
 
+from actors.e2e_bench import percentile
 from events.postgres import open_postgres_store
 from events.settings import Settings
 from gateways.voice_token import sign_call_token
@@ -52,10 +53,7 @@ class VoiceBenchResult(msgspec.Struct, kw_only=True):
 
 
 def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))], 3)
+    return percentile(values, q, digits=3)
 
 
 # --- the load process: carriers and the loopback agent -------------------------------------------

@@ -411,9 +411,8 @@ class VoiceSession:
                 case Media():
                     self.stats.frames_in += 1
                     for media in self.reorder.push(frame):
-                        if media.track in ("inbound", "inbound_track") and self.agent is not None:
-                            audio = base64.b64encode(media.audio).decode()
-                            await self.agent.send_str('{"type":"input_audio_buffer.append","audio":"' + audio + '"}')
+                        if media.track in ("inbound", "inbound_track"):
+                            await self._to_agent(media)
                     self.stats.late_frames, self.stats.lost_frames = self.reorder.late, self.reorder.lost
                 case Dtmf(digit=digit):
                     await self.record(DtmfReceived(call_id=self.call_id, account_id=self.info.account_id, digit=digit))
@@ -423,12 +422,16 @@ class VoiceSession:
                         self._heard[item] = max(self._heard.get(item, 0), int(ms))
                 case Stop():
                     for media in self.reorder.flush():
-                        if self.agent is not None:
-                            audio = base64.b64encode(media.audio).decode()
-                            await self.agent.send_str('{"type":"input_audio_buffer.append","audio":"' + audio + '"}')
+                        await self._to_agent(media)
                     self.end("caller_hung_up")
                     return
         self.end("carrier_disconnected")
+
+    async def _to_agent(self, media: Media) -> None:
+        """The caller's audio into the agent's input buffer (built by hand: 50 times a second per call)."""
+        if self.agent is not None:
+            audio = base64.b64encode(media.audio).decode()
+            await self.agent.send_str('{"type":"input_audio_buffer.append","audio":"' + audio + '"}')
 
     async def _bad_frame(self, why: str) -> bool:
         """Count a frame we could not read; True when there were too many and the session ends."""
