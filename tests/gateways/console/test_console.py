@@ -316,7 +316,8 @@ async def test_command_os_box_answers_inline_and_without_javascript(
 
 
 async def _leads(store: PostgresEventStore, account: uuid.UUID, n: int, *, prefix: str) -> list[uuid.UUID]:
-    ids = [uuid.uuid4() for _ in range(n)]
+    # One append: equal created_at, so the list orders them by id; sorted, the first ones are page 1.
+    ids = sorted(uuid.uuid4() for _ in range(n))
     await store.append_many(
         [
             StreamAppend(
