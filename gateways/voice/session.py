@@ -139,6 +139,7 @@ class VoiceSession:
         self._speech_since_commit = False
         self._ended: str | None = None
         self._done = anyio.Event()
+        self._carrier_gone = False
 
     # --- recording -------------------------------------------------------------------------------
 
@@ -173,6 +174,9 @@ class VoiceSession:
                 tg.start_soon(self._carrier_reader)
                 tg.start_soon(self._agent_reader)
                 tg.start_soon(self._pacer)
+        except Exception as exc:  # a bug in one call must still leave its CallEnded in the log
+            log.exception("voice_session_failed", call_id=str(self.call_id))
+            self.end(f"internal_error: {type(exc).__name__}")
         finally:
             with anyio.CancelScope(shield=True):
                 if self.agent is not None and not self.agent.closed:
@@ -221,7 +225,7 @@ class VoiceSession:
             raise GatewayError(f"OpenAI Realtime refused the connection: HTTP {exc.status}") from None
         except aiohttp.ClientError as exc:
             raise GatewayError(f"cannot reach OpenAI Realtime: {type(exc).__name__}: {exc}") from None
-        await agent.send_json(
+        setup = json.dumps(
             {
                 "type": "session.update",
                 "session": {
@@ -242,7 +246,12 @@ class VoiceSession:
                 },
             }
         )
-        await agent.send_json({"type": "response.create"})  # the agent speaks first
+        try:
+            await agent.send_str(setup)
+            await agent.send_str('{"type":"response.create"}')  # the agent speaks first
+        except ConnectionError as exc:
+            await agent.close()
+            raise GatewayError(f"OpenAI Realtime closed the connection during set-up: {exc}") from None
         return agent
 
     async def _agent_reader(self) -> None:
@@ -265,8 +274,6 @@ class VoiceSession:
 
     async def _on_agent_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
-        agent = self.agent
-        assert agent is not None
         match kind:
             case "response.created":
                 self._response_id = (event.get("response") or {}).get("id")
@@ -302,7 +309,7 @@ class VoiceSession:
                 # The spec's rule: a commit of real audio is always answered.
                 if self._speech_since_commit:
                     self._speech_since_commit = False
-                    await agent.send_json({"type": "response.create"})
+                    await self._tell_agent({"type": "response.create"})
             case "response.done":
                 self._response_id = None
             case "response.function_call_arguments.done":
@@ -322,14 +329,12 @@ class VoiceSession:
         heard = self._heard.get(item, 0) if item else 0
         self._out.clear()
         self._play_at = anyio.current_time()
-        await self.ws.send_str(self.outbound.clear())
-        agent = self.agent
-        assert agent is not None
+        await self._to_carrier(self.outbound.clear())
         if self._response_id:
-            await agent.send_json({"type": "response.cancel"})
+            await self._tell_agent({"type": "response.cancel"})
         if item:
             self._cut.add(item)
-            await agent.send_json(
+            await self._tell_agent(
                 {"type": "conversation.item.truncate", "item_id": item, "content_index": 0, "audio_end_ms": heard}
             )
         self.stats.barge_ins += 1
@@ -338,8 +343,6 @@ class VoiceSession:
         )
 
     async def _function_call(self, event: dict[str, Any]) -> None:
-        agent = self.agent
-        assert agent is not None
         name, call_id = event.get("name"), event.get("call_id")
         try:
             arguments = json.loads(event.get("arguments") or "{}")
@@ -359,13 +362,13 @@ class VoiceSession:
                 )
             )
             output = {"ok": True, "delivered": delivered}
-        await agent.send_json(
+        await self._tell_agent(
             {
                 "type": "conversation.item.create",
                 "item": {"type": "function_call_output", "call_id": call_id, "output": json.dumps(output)},
             }
         )
-        await agent.send_json({"type": "response.create"})
+        await self._tell_agent({"type": "response.create"})
 
     async def _post_handoff(self, reason: str) -> bool | None:
         url = self.settings.handoff_url
@@ -429,9 +432,30 @@ class VoiceSession:
 
     async def _to_agent(self, media: Media) -> None:
         """The caller's audio into the agent's input buffer (built by hand: 50 times a second per call)."""
-        if self.agent is not None:
-            audio = base64.b64encode(media.audio).decode()
-            await self.agent.send_str('{"type":"input_audio_buffer.append","audio":"' + audio + '"}')
+        audio = base64.b64encode(media.audio).decode()
+        await self._tell_agent('{"type":"input_audio_buffer.append","audio":"' + audio + '"}')
+
+    async def _tell_agent(self, message: dict[str, Any] | str) -> None:
+        """One message to the agent; a socket that went away ends the session (the caller hears the fallback)."""
+        agent = self.agent
+        if agent is None or agent.closed:
+            return
+        try:
+            await agent.send_str(message if isinstance(message, str) else json.dumps(message))
+        except ConnectionError:
+            self.end("ai_disconnected")
+
+    async def _to_carrier(self, frame: str) -> bool:
+        """One frame to the carrier; False once its socket is closing (the call is over, not the process)."""
+        if self._carrier_gone or self.ws.closed:
+            return False
+        try:
+            await self.ws.send_str(frame)
+        except ConnectionError:
+            self._carrier_gone = True
+            self.end("carrier_disconnected")
+            return False
+        return True
 
     async def _bad_frame(self, why: str) -> bool:
         """Count a frame we could not read; True when there were too many and the session ends."""
@@ -439,6 +463,7 @@ class VoiceSession:
         log.warning("voice_bad_frame", call_id=str(self.call_id), error=why, count=self.stats.bad_frames)
         if self.stats.bad_frames > MAX_BAD_FRAMES:
             self.end(f"carrier_protocol_error: {why}")
+            self._carrier_gone = True  # nothing more is written to a socket being closed
             await self.ws.close(code=1007, message=b"too many malformed frames")
             return True
         return False
@@ -459,14 +484,16 @@ class VoiceSession:
                 await anyio.sleep(ahead - lead)
                 continue
             item, frame = self._out.popleft()
-            await self.ws.send_str(self.outbound.media(frame))
+            if not await self._to_carrier(self.outbound.media(frame)):
+                return
             self.stats.frames_out += 1
             self._play_at += frame_s
             sent = self._sent.get(item, 0) + FRAME_MS
             self._sent[item] = sent
             next_item = self._out[0][0] if self._out else None
-            if sent % self.settings.mark_every_ms == 0 or next_item != item:
-                await self.ws.send_str(self.outbound.mark(f"{item}:{sent}"))
+            at_mark = sent % self.settings.mark_every_ms == 0 or next_item != item
+            if at_mark and not await self._to_carrier(self.outbound.mark(f"{item}:{sent}")):
+                return
 
     # --- when the agent fails ---------------------------------------------------------------------
 
@@ -520,7 +547,7 @@ class VoiceSession:
         return pcm24k_to_ulaw8k(body)
 
     async def _play_to_end(self, audio: bytes) -> bool:
-        if self.ws.closed:
+        if self.ws.closed or self._carrier_gone:
             return False
         for i in range(0, len(audio), FRAME_BYTES):
             self._out.append(("fallback", audio[i : i + FRAME_BYTES].ljust(FRAME_BYTES, b"\xff")))
@@ -528,13 +555,13 @@ class VoiceSession:
             with anyio.move_on_after(len(audio) / 8000 + 2):
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._pacer)
-                    while self._out and not self.ws.closed:  # noqa: ASYNC110 - one frame's time
+                    while self._out and not (self.ws.closed or self._carrier_gone):  # noqa: ASYNC110 - a frame's time
                         await anyio.sleep(0.02)
                     await anyio.sleep(max(0.0, self._play_at - anyio.current_time()))
                     tg.cancel_scope.cancel()
         except (ConnectionError, RuntimeError):
             return False
-        return True
+        return not self._carrier_gone
 
 
 def pcm24k_to_ulaw8k(pcm: bytes) -> bytes:

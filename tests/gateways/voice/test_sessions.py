@@ -18,7 +18,8 @@ from typing import Any
 
 import anyio
 import msgspec
-from aiohttp import web
+import pytest
+from aiohttp import ClientConnectionResetError, web
 from structlog.testing import capture_logs
 
 from actors.campaigns import Campaigns, StepSpec
@@ -290,6 +291,50 @@ async def test_garbage_frames_close_only_their_own_session_while_another_call_st
         await good.stop()
     bad_end = [e.event for e in await call_events(pg_store, "telnyx", "v3:bad") if e.type == "CallEnded"]
     assert bad_end[0].reason.startswith("carrier_protocol_error")  # type: ignore[attr-defined]
+
+
+async def test_a_carrier_dropped_while_the_agent_speaks_still_ends_the_call_in_the_log(
+    pg_store: PostgresEventStore,
+) -> None:
+    async with FakeRealtime(reply_ms=5000) as realtime, gateway(pg_store, realtime) as ws:
+        async with telnyx(ws, "v3:speaking") as call:
+            await call.start()
+            await call.wait_for(lambda c: c.media_out_ms >= 200, timeout=5)
+            await call.drop()
+            ended = await until_event(pg_store, "telnyx", "v3:speaking", "CallEnded")
+        await realtime.wait_for(lambda r: bool(r.sessions) and r.last.closed, timeout=5)
+    assert ended.reason == "carrier_disconnected"  # type: ignore[attr-defined]
+
+
+async def test_a_write_refused_by_a_closing_transport_ends_the_call_not_the_handler(
+    pg_store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What aiohttp raises when the socket closes under a write (seen in CI when a session closed
+    # itself for bad frames while its pacer was mid-frame): the call ends, its CallEnded is logged.
+    real_send = web.WebSocketResponse.send_str
+    sent = 0
+
+    async def closing_after_five(self: web.WebSocketResponse, data: str, compress: int | None = None) -> None:
+        nonlocal sent
+        if '"media"' in data:
+            sent += 1
+            if sent > 5:
+                raise ClientConnectionResetError("Cannot write to closing transport")
+        await real_send(self, data, compress)
+
+    monkeypatch.setattr(web.WebSocketResponse, "send_str", closing_after_five)
+    with capture_logs() as logs:
+        async with (
+            FakeRealtime(reply_ms=2000) as realtime,
+            gateway(pg_store, realtime) as ws,
+            telnyx(ws, "v3:refused") as call,
+        ):
+            await call.start()
+            ended = await until_event(pg_store, "telnyx", "v3:refused", "CallEnded")
+            await call.wait_for(lambda c: c.closed, timeout=5)
+    assert ended.reason == "carrier_disconnected"  # type: ignore[attr-defined]
+    assert sent == 6
+    assert not [e for e in logs if e["event"] in ("voice_session_failed", "http_request_failed")]
 
 
 async def test_out_of_order_frames_reach_the_agent_in_order(pg_store: PostgresEventStore) -> None:
