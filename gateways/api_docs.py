@@ -184,6 +184,26 @@ document_routes(
         params=(Param(name="touch"),),
     ),
     Operation(
+        method="GET",
+        path="/webhooks/meta/whatsapp",
+        summary="Meta's subscription check: echoes hub.challenge for our hub.verify_token",
+        tag="webhooks",
+        auth="meta",
+        produces="text/plain",
+        params=(
+            Param(name="hub.mode", required=True),
+            Param(name="hub.verify_token", required=True),
+            Param(name="hub.challenge", required=True),
+        ),
+    ),
+    Operation(
+        method="POST",
+        path="/webhooks/meta/whatsapp",
+        summary="Meta WhatsApp Cloud API: inbound messages and message statuses",
+        tag="webhooks",
+        auth="meta",
+    ),
+    Operation(
         method="POST",
         path="/webhooks/telnyx/voice",
         summary="Telnyx Call Control events",

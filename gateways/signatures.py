@@ -1,4 +1,4 @@
-"""Webhook signatures: Twilio's X-Twilio-Signature (HMAC-SHA1) and Telnyx's Ed25519 (API v2)."""
+"""Webhook signatures: Twilio (X-Twilio-Signature, HMAC-SHA1), Telnyx (Ed25519), Meta (X-Hub-Signature-256)."""
 
 from __future__ import annotations
 
@@ -90,3 +90,17 @@ def verify_telnyx(
         key.verify(base64.b64decode(signature, validate=True), timestamp.encode() + b"|" + body)
     except (binascii.Error, ValueError, InvalidSignature):
         raise SignatureRejected("telnyx-signature-ed25519 does not match the body and timestamp") from None
+
+
+def verify_meta(app_secret: str | None, body: bytes, signature: str | None) -> None:
+    """Meta's `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body, keyed by the app secret>`."""
+    if not app_secret:
+        raise SignatureRejected("WHATSAPP_APP_SECRET is not set, so no Meta webhook can be verified")
+    if not signature:
+        raise SignatureRejected("X-Hub-Signature-256 header is missing")
+    scheme, _, digest = signature.strip().partition("=")
+    if scheme != "sha256" or not digest:
+        raise SignatureRejected("X-Hub-Signature-256 must read sha256=<hex digest>")
+    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, digest.lower()):
+        raise SignatureRejected("X-Hub-Signature-256 does not match the body")

@@ -5,13 +5,17 @@
 | `/webhooks/twilio/sms`        | Twilio   | X-Twilio-Signature (HMAC-SHA1)            | inbound SMS and WhatsApp     |
 | `/webhooks/twilio/status`     | Twilio   | X-Twilio-Signature                        | message and call status      |
 | `/webhooks/telnyx/messaging`  | Telnyx   | Ed25519 over `timestamp|body`, ≤ 5 min old | inbound SMS, message status |
+| `/webhooks/meta/whatsapp`     | Meta     | X-Hub-Signature-256 (HMAC-SHA256)         | inbound WhatsApp, statuses   |
 
 A forged, unsigned or stale webhook gets 403 and records nothing. Twilio's compliance replies
-(STOP, START, HELP) go back as TwiML in the response; Telnyx's are sent through its API.
+(STOP, START, HELP) go back as TwiML in the response; Telnyx's and Meta's are sent through their
+APIs. `GET /webhooks/meta/whatsapp` answers Meta's subscription check (`hub.verify_token` against
+WHATSAPP_VERIFY_TOKEN).
 """
 
 from __future__ import annotations
 
+import hmac
 import os
 import uuid
 from collections.abc import Mapping
@@ -27,12 +31,14 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from actors.inbound import receive_inbound, record_auto_reply, record_delivery
+from events.errors import NotFound
 from gateways.http import SETTINGS, STORE, HttpError, json_response
 from gateways.providers import ChannelProviders
 from gateways.providers.base import OutboundMessage, ProviderFailure
+from gateways.providers.meta import OUTCOMES as META_OUTCOMES
 from gateways.providers.telnyx import OUTCOMES as TELNYX_OUTCOMES
 from gateways.providers.twilio import twilio_outcome
-from gateways.signatures import SignatureRejected, telnyx_public_key, verify_telnyx, verify_twilio
+from gateways.signatures import SignatureRejected, telnyx_public_key, verify_meta, verify_telnyx, verify_twilio
 
 log = structlog.get_logger("touchline.webhooks")
 
@@ -42,12 +48,19 @@ MAX_WEBHOOK_BYTES: Final = 64 * 1024
 class WebhookConfig(msgspec.Struct, frozen=True, kw_only=True):
     twilio_auth_token: str | None
     telnyx_key: Ed25519PublicKey | None
+    meta_app_secret: str | None = None
+    meta_verify_token: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WebhookConfig:
+        def first(*names: str) -> str | None:
+            return next((v for n in names if (v := (env.get(n) or "").strip())), None)
+
         return cls(
-            twilio_auth_token=(env.get("TWILIO_AUTH_TOKEN") or "").strip() or None,
+            twilio_auth_token=first("TWILIO_AUTH_TOKEN"),
             telnyx_key=telnyx_public_key(env),
+            meta_app_secret=first("WHATSAPP_APP_SECRET", "META_APP_SECRET"),
+            meta_verify_token=first("WHATSAPP_VERIFY_TOKEN", "META_VERIFY_TOKEN"),
         )
 
 
@@ -238,35 +251,60 @@ async def _telnyx_inbound(request: web.Request, payload: dict[str, Any]) -> web.
         duplicate=result.duplicate,
     )
     if result.reply is not None and result.keyword is not None:
-        await _telnyx_reply(request, message_id, sender, to, result.reply, result.keyword, result.account_id)
+        await _api_reply(
+            request,
+            provider="telnyx",
+            channel="sms",
+            in_reply_to=message_id,
+            to=sender,
+            ours=to,
+            text=result.reply,
+            kind=result.keyword,
+            account_id=result.account_id,
+        )
     return json_response({"recorded": not result.duplicate, "keyword": result.keyword})
 
 
-async def _telnyx_reply(
-    request: web.Request, in_reply_to: str, to: str, ours: str, text: str, kind: str, account_id: UUID | None
+async def _api_reply(
+    request: web.Request,
+    *,
+    provider: str,
+    channel: str,
+    in_reply_to: str,
+    to: str,
+    ours: str,
+    text: str,
+    kind: str,
+    account_id: UUID | None,
 ) -> None:
-    providers = request.app[PROVIDERS]
-    sms = providers.sms if providers.sms.name == "telnyx" else None
-    if sms is None:
-        log.warning("webhook_reply_unsent", provider="telnyx", reason="SMS goes through Twilio (SMS_PROVIDER)")
+    """A STOP/START/HELP answer sent through the provider's API (when that provider carries the channel)."""
+    client = request.app[PROVIDERS].for_channel(channel)
+    if client.name != provider:
+        log.warning(
+            "webhook_reply_unsent",
+            provider=provider,
+            channel=channel,
+            reason=f"{channel} goes out through {client.name}, not {provider}",
+        )
         return
     reply = OutboundMessage(
-        touch_run_id=uuid.uuid5(uuid.NAMESPACE_URL, f"telnyx-reply:{in_reply_to}"),
+        touch_run_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{provider}-reply:{in_reply_to}"),
         account_id=account_id or uuid.UUID(int=0),
         lead_id=uuid.UUID(int=0),
-        channel="sms",
+        channel=channel,
         to=to,
         body=text,
+        in_session=True,  # they just wrote: a free-form answer is allowed
     )
     try:
-        sent = await sms.send(reply)
+        sent = await client.send(reply)
     except ProviderFailure as exc:
-        log.warning("webhook_reply_failed", provider="telnyx", error=str(exc))
+        log.warning("webhook_reply_failed", provider=provider, error=str(exc))
         return
     await record_auto_reply(
         request.app[STORE],
-        provider="telnyx",
-        channel="sms",
+        provider=provider,
+        channel=channel,
         in_reply_to=in_reply_to,
         to_number=to,
         from_number=ours,
@@ -300,6 +338,182 @@ async def _telnyx_status(request: web.Request, payload: dict[str, Any]) -> web.R
     return json_response({"recorded": recorded})
 
 
+# --- Meta (WhatsApp Cloud API) ----------------------------------------------------------------
+
+
+async def meta_subscribe(request: web.Request) -> web.Response:
+    """Meta's subscription check: echo `hub.challenge` when `hub.verify_token` is ours."""
+    expected = request.app[CONFIG].meta_verify_token
+    given = request.query.get("hub.verify_token", "")
+    if not expected:
+        reason = "WHATSAPP_VERIFY_TOKEN is not set, so no Meta subscription can be confirmed"
+    elif request.query.get("hub.mode") != "subscribe":
+        reason = "hub.mode must be subscribe"
+    elif not hmac.compare_digest(expected.encode(), given.encode()):
+        reason = "hub.verify_token does not match WHATSAPP_VERIFY_TOKEN"
+    else:
+        log.info("webhook_subscribed", provider="meta")
+        return web.Response(text=request.query.get("hub.challenge", ""), content_type="text/plain")
+    return _refused(request, "meta", SignatureRejected(reason))
+
+
+class _MetaBatch(msgspec.Struct, kw_only=True):
+    messages: int = 0
+    statuses: int = 0
+    duplicates: int = 0
+    skipped: list[str] = []
+
+
+async def meta_whatsapp(request: web.Request) -> web.Response:
+    """One Meta notification: every change's inbound messages and delivery statuses.
+
+    Meta batches several changes in one POST and retries the whole POST until it gets a 200, so
+    each item is recorded once (by its message id) and an item we cannot place (a status for a
+    touch we never sent) is skipped with its reason rather than failing its neighbours.
+    """
+    body = await read_body(request)
+    try:
+        verify_meta(request.app[CONFIG].meta_app_secret, body, request.headers.get("X-Hub-Signature-256"))
+    except SignatureRejected as exc:
+        return _refused(request, "meta", exc)
+    values = _meta_values(body)
+    batch = _MetaBatch()
+    for value in values:
+        ours = _meta_phone((value.get("metadata") or {}).get("display_phone_number"))
+        for message in _meta_list(value, "messages"):
+            await _meta_inbound(request, message, ours, batch)
+        for status in _meta_list(value, "statuses"):
+            await _meta_status(request, status, batch)
+    log.info("webhook_meta", **msgspec.structs.asdict(batch))
+    return json_response(msgspec.to_builtins(batch))
+
+
+def _meta_values(body: bytes) -> list[dict[str, Any]]:
+    """The `value` of every `messages` change, or a 400 naming what is not Meta's shape."""
+    try:
+        envelope = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise HttpError(400, f"a Meta webhook is JSON: {exc}") from None
+    if not isinstance(envelope, dict) or envelope.get("object") != "whatsapp_business_account":
+        raise HttpError(400, 'not a WhatsApp Business webhook: "object" must be "whatsapp_business_account"')
+    entries = envelope.get("entry")
+    if not isinstance(entries, list):
+        raise HttpError(400, 'a Meta webhook carries an "entry" list')
+    values = []
+    for entry in entries:
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        if not isinstance(changes, list):
+            raise HttpError(400, 'every Meta webhook entry carries a "changes" list')
+        for change in changes:
+            if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
+                raise HttpError(400, 'every Meta webhook change carries a "value" object')
+            if change.get("field") == "messages":
+                values.append(change["value"])
+    return values
+
+
+def _meta_list(value: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    items = value.get(name) or []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise HttpError(400, f'"{name}" in a Meta webhook is a list of objects')
+    return items
+
+
+def _meta_phone(value: Any) -> str:
+    """Meta writes numbers as digits (`13055550123`): E.164 with its plus, as leads keep them."""
+    digits = "".join(ch for ch in str(value or "") if ch.isdigit())
+    return f"+{digits}" if digits else ""
+
+
+def _meta_time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _meta_text(message: dict[str, Any]) -> str:
+    """What the person wrote: text, a quick-reply button, an interactive choice; `[image]` for media."""
+    kind = str(message.get("type") or "")
+    found = message.get(kind)
+    part: dict[str, Any] = found if isinstance(found, dict) else {}
+    if kind == "text":
+        return str(part.get("body") or "")
+    if kind == "button":
+        return str(part.get("text") or part.get("payload") or "")
+    if kind == "interactive":
+        for reply in ("button_reply", "list_reply"):
+            if isinstance(part.get(reply), dict):
+                return str(part[reply].get("title") or "")
+    caption = part.get("caption") if isinstance(part.get("caption"), str) else ""
+    return f"[{kind or 'message'}] {caption}".strip()
+
+
+async def _meta_inbound(request: web.Request, message: dict[str, Any], ours: str, batch: _MetaBatch) -> None:
+    message_id, sender = message.get("id"), _meta_phone(message.get("from"))
+    if not isinstance(message_id, str) or not message_id or not sender:
+        raise HttpError(400, "a Meta inbound message carries id and from")
+    result = await receive_inbound(
+        request.app[STORE],
+        provider="meta",
+        provider_message_id=message_id,
+        channel="whatsapp",
+        from_number=sender,
+        to_number=ours,
+        body=_meta_text(message),
+        received_at=_meta_time(message.get("timestamp")) or datetime.now(UTC),
+    )
+    if result.duplicate:
+        batch.duplicates += 1
+        return
+    batch.messages += 1
+    if result.reply is not None and result.keyword is not None:
+        await _api_reply(
+            request,
+            provider="meta",
+            channel="whatsapp",
+            in_reply_to=message_id,
+            to=sender,
+            ours=ours,
+            text=result.reply,
+            kind=result.keyword,
+            account_id=result.account_id,
+        )
+
+
+async def _meta_status(request: web.Request, status: dict[str, Any], batch: _MetaBatch) -> None:
+    message_id, state = status.get("id"), status.get("status")
+    if not isinstance(message_id, str) or not isinstance(state, str):
+        raise HttpError(400, "a Meta status carries id and status")
+    try:
+        touch = UUID(str(status.get("biz_opaque_callback_data") or ""))
+    except ValueError:
+        batch.skipped.append(f"{message_id}: no touch run in biz_opaque_callback_data")
+        return
+    errors = status.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    code = str(first["code"]) if isinstance(first.get("code"), int) else None
+    outcome = META_OUTCOMES.get(int(code)) if code else None
+    try:
+        recorded = await record_delivery(
+            request.app[STORE],
+            touch_run_id=touch,
+            provider="meta",
+            status=state,
+            provider_message_id=message_id,
+            error_code=code,
+            outcome=outcome if outcome in ("suppress", "bad_data") else None,
+            occurred_at=_meta_time(status.get("timestamp")),
+        )
+    except NotFound as exc:
+        batch.skipped.append(f"{message_id}: {exc.reason}")
+        return
+    if recorded:
+        batch.statuses += 1
+    else:
+        batch.duplicates += 1
+
+
 def add_routes(app: web.Application, env: Mapping[str, str] | None = None) -> None:
     env = os.environ if env is None else env
     app[CONFIG] = WebhookConfig.from_env(env)  # a malformed TELNYX_PUBLIC_KEY stops the start, named
@@ -312,3 +526,5 @@ def add_routes(app: web.Application, env: Mapping[str, str] | None = None) -> No
     app.router.add_post("/webhooks/twilio/sms", twilio_sms)
     app.router.add_post("/webhooks/twilio/status", twilio_status)
     app.router.add_post("/webhooks/telnyx/messaging", telnyx_messaging)
+    app.router.add_get("/webhooks/meta/whatsapp", meta_subscribe, allow_head=False)
+    app.router.add_post("/webhooks/meta/whatsapp", meta_whatsapp)

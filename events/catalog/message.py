@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import date, datetime
 from uuid import UUID
 
@@ -10,9 +12,17 @@ from events.catalog.base import Event
 CATEGORY = "inbound"
 WARMUP_CATEGORY = "email_warmup"
 
+_SAFE_ID = re.compile(r"[A-Za-z0-9_.:@+-]{1,160}")
+
 
 def inbound_stream(provider: str, provider_message_id: str) -> str:
-    """One stream per provider message: a webhook the provider retries records it once."""
+    """One stream per provider message: a webhook the provider retries records it once.
+
+    Ids that cannot be part of a stream id (Meta's base64 `wamid.…/…=` ones) go by their SHA-256;
+    the event inside keeps the id as the provider wrote it.
+    """
+    if not _SAFE_ID.fullmatch(provider_message_id):
+        provider_message_id = "sha256:" + hashlib.sha256(provider_message_id.encode()).hexdigest()
     return f"{CATEGORY}-{provider}:{provider_message_id}"
 
 

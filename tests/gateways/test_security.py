@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import hmac
 import logging
 import re
 import uuid
@@ -97,6 +99,8 @@ WEBHOOKS: Final = frozenset(
         ("POST", "/webhooks/twilio/voice"),
         ("POST", "/webhooks/telnyx/messaging"),
         ("POST", "/webhooks/telnyx/voice"),
+        ("GET", "/webhooks/meta/whatsapp"),
+        ("POST", "/webhooks/meta/whatsapp"),
     }
 )
 STREAMS: Final = frozenset({("GET", "/telnyx"), ("GET", "/twilio")})
@@ -126,6 +130,8 @@ def _configured() -> dict[str, str]:
         "TWILIO_AUTH_TOKEN": uuid.uuid4().hex,
         "TELNYX_PUBLIC_KEY": base64.b64encode(public).decode(),
         "VOICE_GATEWAY_TOKEN": f"secret-{uuid.uuid4()}",
+        "WHATSAPP_APP_SECRET": uuid.uuid4().hex,
+        "WHATSAPP_VERIFY_TOKEN": uuid.uuid4().hex,
     }
 
 
@@ -161,11 +167,15 @@ async def test_every_route_outside_the_public_list_refuses_requests_without_a_va
                         "X-Twilio-Signature": "Zm9yZ2Vk",
                         "telnyx-signature-ed25519": "Zm9yZ2Vk",
                         "telnyx-timestamp": str(int(datetime.now(UTC).timestamp())),
+                        "X-Hub-Signature-256": "sha256=" + "0" * 64,
                     },
                     "a bearer token is no signature": {"Authorization": f"Bearer {new_token()}"},
                 }.items():
-                    body = b"{}" if "telnyx" in canonical else b"MessageSid=SM1&From=%2B13055550100&To=%2B13055550199"
-                    status, _, _ = await _status(client, method, path, headers, data=body)
+                    form = b"MessageSid=SM1&From=%2B13055550100&To=%2B13055550199"
+                    body = form if "twilio" in canonical else b"{}"
+                    if method == "GET":  # a subscription check: the token is in the query
+                        path = f"{_fill(canonical)}?hub.mode=subscribe&hub.challenge=1&hub.verify_token=guess"
+                    status, _, _ = await _status(client, method, path, headers, data=None if method == "GET" else body)
                     if status != 403:
                         problems.append(f"{method} {canonical} ({name}): answered {status}, not 403")
             elif (method, canonical) in STREAMS:
@@ -447,6 +457,16 @@ async def _http_flow(api: Client, env: dict[str, str], token: str, url: str) -> 
     ) as response:
         api.answers.append(f"{response.status} {await response.text()}")
         assert response.status == 403
+    notification = msgspec.json.encode(
+        {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {}}]}]}
+    )
+    digest = hmac.new(env["WHATSAPP_APP_SECRET"].encode(), notification, hashlib.sha256).hexdigest()
+    for signature in ("sha256=" + "0" * 64, f"sha256={digest}"):
+        async with api.session.post(
+            "/webhooks/meta/whatsapp", data=notification, headers={"X-Hub-Signature-256": signature}
+        ) as response:
+            api.answers.append(f"{response.status} {dict(response.headers)} {await response.text()}")
+            assert response.status == (200 if digest in signature else 403), api.answers[-1]
     async with api.session.get(f"/twilio?token={env['VOICE_GATEWAY_TOKEN']}x") as response:
         api.answers.append(f"{response.status} {await response.text()}")
         assert response.status == 401
@@ -475,6 +495,8 @@ async def test_secrets_never_reach_logs_events_read_models_or_answers(
             "VOICE_GATEWAY_TOKEN",
             "ELASTIC_EMAIL_API_KEY",
             "WHATSAPP_ACCESS_TOKEN",
+            "WHATSAPP_APP_SECRET",
+            "WHATSAPP_VERIFY_TOKEN",
         )
         secrets = {name: env[name] for name in secret_names}
         assert len(set(secrets.values())) == len(secrets) and all(len(v) >= 20 for v in secrets.values())

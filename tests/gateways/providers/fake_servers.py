@@ -346,6 +346,10 @@ class FakeProviders:
         self.telnyx_public_key = base64.b64encode(raw_public).decode()
         self.whatsapp_access_token = "EAAG" + secrets.token_urlsafe(48).replace("-", "").replace("_", "")
         self.whatsapp_phone_number_id = _digits(15)
+        self.whatsapp_display_number = "15550100001"  # as Meta writes numbers: digits, no plus
+        self.whatsapp_business_account_id = _digits(15)
+        self.whatsapp_app_secret = secrets.token_hex(16)
+        self.whatsapp_verify_token = secrets.token_urlsafe(16)
         self.elastic_api_key = secrets.token_hex(48).upper()
         self.elastic_from = "ventas@dealer.example"
 
@@ -419,6 +423,8 @@ class FakeProviders:
             "WHATSAPP_API_BASE_URL": f"{base}/meta/v21.0",
             "WHATSAPP_ACCESS_TOKEN": self.whatsapp_access_token,
             "WHATSAPP_PHONE_NUMBER_ID": self.whatsapp_phone_number_id,
+            "WHATSAPP_APP_SECRET": self.whatsapp_app_secret,
+            "WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token,
             "ELASTIC_EMAIL_API_BASE_URL": f"{base}/elastic/v4",
             "ELASTIC_EMAIL_API_KEY": self.elastic_api_key,
             "ELASTIC_EMAIL_FROM": self.elastic_from,
@@ -529,6 +535,88 @@ class FakeProviders:
         headers = {"Content-Type": "application/json", "User-Agent": "telnyx-webhooks"}
         if sign:
             headers.update(self.telnyx_headers(body, timestamp))
+        async with self._client().post(url, data=body, headers=headers) as resp:
+            return resp.status, await resp.text()
+
+    # --- Meta webhooks (what graph.facebook.com POSTs to the app's callback URL) -------------------------------------
+
+    def _meta_notification(self, value: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": self.whatsapp_business_account_id,
+                    "changes": [
+                        {
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": self.whatsapp_display_number,
+                                    "phone_number_id": self.whatsapp_phone_number_id,
+                                },
+                                **value,
+                            },
+                            "field": "messages",
+                        }
+                    ],
+                }
+            ],
+        }
+
+    def meta_inbound(self, *, from_: str, text: str, kind: str = "text", name: str = "Cliente") -> dict[str, Any]:
+        """A Cloud API notification of one inbound message (`text`, `button`, or a media kind such as `image`)."""
+        wa_id = re.sub(r"\D", "", from_)
+        message: dict[str, Any] = {
+            "from": wa_id,
+            "id": "wamid." + base64.b64encode(secrets.token_bytes(30)).decode().rstrip("="),
+            "timestamp": str(int(time.time())),
+            "type": kind,
+        }
+        if kind == "text":
+            message["text"] = {"body": text}
+        elif kind == "button":
+            message["button"] = {"payload": text, "text": text}
+        else:
+            message[kind] = {"caption": text, "mime_type": "image/jpeg", "sha256": _hex32(), "id": _digits(16)}
+        return self._meta_notification(
+            {"contacts": [{"profile": {"name": name}, "wa_id": wa_id}], "messages": [message]}
+        )
+
+    def meta_status(
+        self, *, message_id: str, status: str, recipient: str, touch: str | None, error_code: int | None = None
+    ) -> dict[str, Any]:
+        """A Cloud API status notification (sent, delivered, read, failed) for a message we sent."""
+        item: dict[str, Any] = {
+            "id": message_id,
+            "status": status,
+            "timestamp": str(int(time.time())),
+            "recipient_id": re.sub(r"\D", "", recipient),
+        }
+        if touch is not None:
+            item["biz_opaque_callback_data"] = touch
+        if status != "failed":
+            item["conversation"] = {"id": _hex32(), "origin": {"type": "marketing"}}
+            item["pricing"] = {"billable": True, "pricing_model": "CBP", "category": "marketing"}
+        if error_code is not None:
+            item["errors"] = [
+                {
+                    "code": error_code,
+                    "title": "Message failed to send",
+                    "message": "Message failed to send",
+                    "error_data": {"details": f"error {error_code}"},
+                }
+            ]
+        return self._meta_notification({"statuses": [item]})
+
+    def meta_signature(self, body: bytes) -> str:
+        return "sha256=" + hmac.new(self.whatsapp_app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+    async def send_meta_webhook(self, url: str, payload: dict[str, Any], *, sign: bool = True) -> tuple[int, str]:
+        """POST a Meta notification to `url`, signed with the app secret behind env() (unless sign=False)."""
+        body = jsonlib.dumps(payload).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "facebookexternalua"}
+        if sign:
+            headers["X-Hub-Signature-256"] = self.meta_signature(body)
         async with self._client().post(url, data=body, headers=headers) as resp:
             return resp.status, await resp.text()
 
