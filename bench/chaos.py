@@ -494,7 +494,7 @@ def servers(root: Path, *, cluster: bool) -> Iterator[tuple[str, str]]:
         if cluster:
             nats_cluster = NatsCluster(root / "nats-cluster")
             nats_cluster.start()
-            nats_url = nats_cluster.urls[0]
+            nats_url = ",".join(nats_cluster.urls)  # the seed list, as a deployment would give it
         elif url := os.environ.get("TOUCHLINE_NATS_URL", "").strip():
             nats_url = url
         else:

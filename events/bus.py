@@ -51,13 +51,21 @@ def events_filter(prefix: str, *, account_id: UUID | None = None, category: str 
     return f"{prefix}.events.{account}.{category or '*'}.>"
 
 
-async def connect(url: str, *, name: str = "touchline", reconnect_forever: bool = False) -> NATS:
-    """Connect, failing with one clear error if the server is not there at start.
+def server_urls(url: str) -> list[str]:
+    """`nats://a:4222,nats://b:4222` (a cluster's seed nodes, as nats-server and nats CLI write them) → a list."""
+    return [part.strip() for part in url.split(",") if part.strip()]
 
-    Once connected, a lost connection is retried in the background (forever for long-lived
-    components such as the relay), and publishes are buffered meanwhile.
+
+async def connect(url: str, *, name: str = "touchline", reconnect_forever: bool = False) -> NATS:
+    """Connect, failing with one clear error if no server is there at start.
+
+    `url` may list several servers separated by commas (a cluster): the client picks one that
+    answers, learns the rest from it, and fails over between them. Once connected, a lost
+    connection is retried in the background (forever for long-lived components such as the
+    relay), and publishes are buffered meanwhile.
     """
-    await _probe(url)
+    servers = server_urls(url)
+    await _probe_any(url, servers)
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats_error", url=url, error=str(exc) or type(exc).__name__)
@@ -72,7 +80,7 @@ async def connect(url: str, *, name: str = "touchline", reconnect_forever: bool 
     nc = NATS()
     try:
         await nc.connect(
-            servers=[url],
+            servers=servers,
             name=name,
             connect_timeout=3,
             allow_reconnect=True,
@@ -87,6 +95,21 @@ async def connect(url: str, *, name: str = "touchline", reconnect_forever: bool 
             await nc.close()
         raise BusUnavailable(url, str(exc) or type(exc).__name__) from exc
     return nc
+
+
+async def _probe_any(url: str, servers: list[str]) -> None:
+    """At least one of the servers answers, else one error naming why each did not."""
+    if not servers:
+        raise BusUnavailable(url, "the URL names no server (expected nats://host:port)")
+    reasons = []
+    for server in servers:
+        try:
+            await _probe(server)
+        except BusUnavailable as exc:
+            reasons.append(f"{server}: {exc.reason}" if len(servers) > 1 else exc.reason)
+        else:
+            return
+    raise BusUnavailable(url, "; ".join(reasons))
 
 
 async def _probe(url: str) -> None:

@@ -112,6 +112,7 @@ class BusError(TouchlineError):
 class BusUnavailable(BusError):
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
+        self.reason = reason
         super().__init__(
             f"cannot reach NATS at {url}: {reason}; check TOUCHLINE_NATS_URL or unset it to use the embedded server"
         )

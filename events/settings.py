@@ -37,7 +37,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if v := _get(env, "TOUCHLINE_DATABASE_URL"):
             values["database_url"] = _check_url("TOUCHLINE_DATABASE_URL", v, ("postgres", "postgresql"))
         if v := _get(env, "TOUCHLINE_NATS_URL"):
-            values["nats_url"] = _check_url("TOUCHLINE_NATS_URL", v, ("nats", "tls", "ws", "wss"))
+            # Several servers (a cluster's seeds) are written comma-separated, as NATS tools write them.
+            servers = [part.strip() for part in v.split(",")]
+            for server in servers:
+                if not server:
+                    raise ConfigError(f"TOUCHLINE_NATS_URL has an empty entry between commas: {v!r}")
+                _check_url("TOUCHLINE_NATS_URL", server, ("nats", "tls", "ws", "wss"))
+            values["nats_url"] = ",".join(servers)
         if v := _get(env, "TOUCHLINE_HTTP_HOST"):
             values["http_host"] = v
         if v := _get(env, "TOUCHLINE_HTTP_PORT"):
