@@ -128,7 +128,7 @@ async def receive_inbound(
     keyword = keyword_of(body)
     stream = inbound_stream(provider, provider_message_id)
     if await store.stream_version(stream) > 0:  # the provider retried a webhook we recorded
-        return InboundResult(duplicate=True, keyword=keyword, lead_ids=[], reply=None)
+        return await _retried(store, stream, number, reply_via)
     leads = await leads_with_number(store, number)
     account_id = leads[0].account_id if leads else None
     received = InboundMessageReceived(
@@ -171,10 +171,32 @@ async def receive_inbound(
         results = await store.append_many(appends)
     except ConcurrencyError:
         results = []
-    if not results or results[0].duplicate:
-        return InboundResult(duplicate=True, keyword=keyword, lead_ids=received.lead_ids, reply=None)
+    if not results or results[0].duplicate:  # a retry that raced the first delivery
+        return await _retried(store, stream, number, reply_via)
     return InboundResult(
         duplicate=False, keyword=keyword, lead_ids=received.lead_ids, reply=reply, account_id=account_id
+    )
+
+
+async def _retried(store: EventStore, stream: str, number: str, reply_via: str) -> InboundResult:
+    """A message recorded before: nothing new is recorded, and its answer is owed only if it never went out.
+
+    A confirmation sent through the provider's API can fail after the message was recorded; the
+    webhook is then answered with an error so the provider delivers it again, and this is where
+    the retry gets its second chance to send it.
+    """
+    events = [e.event for e in await store.read_stream(stream)]
+    received = next((e for e in events if isinstance(e, InboundMessageReceived)), None)
+    if received is None:  # the racing first delivery has not committed yet: it answers
+        return InboundResult(duplicate=True, keyword=None, lead_ids=[], reply=None)
+    answered = any(isinstance(e, AutoReplySent) for e in events)
+    keyword, reply, account_id = received.keyword, None, None
+    if keyword and not answered and reply_via == "api":
+        leads = await leads_with_number(store, number)
+        account_id = leads[0].account_id if leads else None
+        reply = await reply_text(store, keyword, account_id)
+    return InboundResult(
+        duplicate=True, keyword=keyword, lead_ids=received.lead_ids, reply=reply, account_id=account_id
     )
 
 

@@ -250,8 +250,9 @@ async def _telnyx_inbound(request: web.Request, payload: dict[str, Any]) -> web.
         leads=len(result.lead_ids),
         duplicate=result.duplicate,
     )
+    answer = {"recorded": not result.duplicate, "keyword": result.keyword}
     if result.reply is not None and result.keyword is not None:
-        await _api_reply(
+        failed = await _api_reply(
             request,
             provider="telnyx",
             channel="sms",
@@ -262,7 +263,9 @@ async def _telnyx_inbound(request: web.Request, payload: dict[str, Any]) -> web.
             kind=result.keyword,
             account_id=result.account_id,
         )
-    return json_response({"recorded": not result.duplicate, "keyword": result.keyword})
+        if failed is not None:
+            return _reply_failed("telnyx", failed, answer)
+    return json_response(answer)
 
 
 async def _api_reply(
@@ -276,8 +279,12 @@ async def _api_reply(
     text: str,
     kind: str,
     account_id: UUID | None,
-) -> None:
-    """A STOP/START/HELP answer sent through the provider's API (when that provider carries the channel)."""
+) -> str | None:
+    """A STOP/START/HELP answer sent through the provider's API (when that provider carries the channel).
+
+    None when it went out (or cannot go out this way at all); else why it failed, for the webhook
+    to answer 503 so the provider delivers it again and the retry sends the answer.
+    """
     client = request.app[PROVIDERS].for_channel(channel)
     if client.name != provider:
         log.warning(
@@ -286,7 +293,7 @@ async def _api_reply(
             channel=channel,
             reason=f"{channel} goes out through {client.name}, not {provider}",
         )
-        return
+        return None
     reply = OutboundMessage(
         touch_run_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{provider}-reply:{in_reply_to}"),
         account_id=account_id or uuid.UUID(int=0),
@@ -300,7 +307,7 @@ async def _api_reply(
         sent = await client.send(reply)
     except ProviderFailure as exc:
         log.warning("webhook_reply_failed", provider=provider, error=str(exc))
-        return
+        return str(exc)
     await record_auto_reply(
         request.app[STORE],
         provider=provider,
@@ -311,6 +318,17 @@ async def _api_reply(
         body=text,
         kind=kind,
         provider_message_id=sent.message_id,
+    )
+    return None
+
+
+def _reply_failed(provider: str, why: str, answer: dict[str, Any]) -> web.Response:
+    """The message is recorded but its compliance answer did not go out: ask the provider to retry."""
+    log.warning("webhook_retry_requested", provider=provider, reason=why)
+    return json_response(
+        {**answer, "error": f"recorded, but the automatic answer could not be sent ({why}); deliver again to retry"},
+        status=503,
+        headers={"Retry-After": "60"},
     )
 
 
@@ -362,6 +380,7 @@ class _MetaBatch(msgspec.Struct, kw_only=True):
     statuses: int = 0
     duplicates: int = 0
     skipped: list[str] = []
+    unanswered: list[str] = []  # inbound messages whose STOP/START/HELP answer could not be sent
 
 
 async def meta_whatsapp(request: web.Request) -> web.Response:
@@ -385,7 +404,10 @@ async def meta_whatsapp(request: web.Request) -> web.Response:
         for status in _meta_list(value, "statuses"):
             await _meta_status(request, status, batch)
     log.info("webhook_meta", **msgspec.structs.asdict(batch))
-    return json_response(msgspec.to_builtins(batch))
+    answer = msgspec.to_builtins(batch)
+    if batch.unanswered:  # Meta retries the whole POST: what is recorded stays recorded once
+        return _reply_failed("meta", "; ".join(batch.unanswered), answer)
+    return json_response(answer)
 
 
 def _meta_values(body: bytes) -> list[dict[str, Any]]:
@@ -465,10 +487,10 @@ async def _meta_inbound(request: web.Request, message: dict[str, Any], ours: str
     )
     if result.duplicate:
         batch.duplicates += 1
-        return
-    batch.messages += 1
+    else:
+        batch.messages += 1
     if result.reply is not None and result.keyword is not None:
-        await _api_reply(
+        failed = await _api_reply(
             request,
             provider="meta",
             channel="whatsapp",
@@ -479,6 +501,8 @@ async def _meta_inbound(request: web.Request, message: dict[str, Any], ours: str
             kind=result.keyword,
             account_id=result.account_id,
         )
+        if failed is not None:
+            batch.unanswered.append(f"{message_id}: {failed}")
 
 
 async def _meta_status(request: web.Request, status: dict[str, Any], batch: _MetaBatch) -> None:

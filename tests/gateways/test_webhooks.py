@@ -752,19 +752,34 @@ async def test_a_telnyx_stop_while_sms_goes_through_twilio_suppresses_but_sends_
     assert types(inbound) == ["InboundMessageReceived"]
 
 
-async def test_a_telnyx_stop_whose_confirmation_fails_still_suppresses_the_lead(
+async def test_a_telnyx_stop_whose_confirmation_fails_suppresses_at_once_and_is_confirmed_on_the_retry(
     pg_store: PostgresEventStore, fake: FakeProviders
 ) -> None:
     lead_id = await one_lead(pg_store)
     fake.fail("telnyx", "messages.create", status=500)
     envelope = fake.telnyx_inbound(from_=PHONE, text="stop")
+    inbound = inbound_stream("telnyx", envelope["data"]["payload"]["id"])
     async with serve(pg_store, telnyx_env(fake)) as base:
         status, text = await fake.send_telnyx_webhook(base + TELNYX_PATH, envelope)
-    assert status == 200 and msgspec.json.decode(text) == {"recorded": True, "keyword": "stop"}
-    assert len(fake.sent("telnyx", "messages.create")) == 1  # tried, refused by Telnyx
+        # Recorded and suppressed, but the confirmation is owed: a 503 makes Telnyx deliver it again.
+        assert status == 503, text
+        answer = msgspec.json.decode(text)
+        assert (answer["recorded"], answer["keyword"]) == (True, "stop")
+        assert "could not be sent" in answer["error"] and "deliver again" in answer["error"]
+        assert len(fake.sent("telnyx", "messages.create")) == 1  # tried, refused by Telnyx
+        assert types(await stream(pg_store, lead_stream(lead_id))) == ["LeadIngested", "LeadSuppressed", "LeadReplied"]
+        assert types(await stream(pg_store, inbound)) == ["InboundMessageReceived"]
+
+        status, text = await fake.send_telnyx_webhook(base + TELNYX_PATH, envelope)  # Telnyx's retry
+        assert status == 200 and msgspec.json.decode(text) == {"recorded": False, "keyword": "stop"}
+        assert len(fake.sent("telnyx", "messages.create")) == 2
+        assert types(await stream(pg_store, inbound)) == ["InboundMessageReceived", "AutoReplySent"]
+
+        before = await log_state(pg_store)
+        status, _ = await fake.send_telnyx_webhook(base + TELNYX_PATH, envelope)  # answered: nothing more
+        assert status == 200 and len(fake.sent("telnyx", "messages.create")) == 2
+        assert await log_state(pg_store) == before
     assert types(await stream(pg_store, lead_stream(lead_id))) == ["LeadIngested", "LeadSuppressed", "LeadReplied"]
-    inbound = await stream(pg_store, inbound_stream("telnyx", envelope["data"]["payload"]["id"]))
-    assert types(inbound) == ["InboundMessageReceived"]  # no AutoReplySent for a reply that was not sent
 
 
 async def test_stale_unsigned_and_forged_telnyx_webhooks_are_403_and_record_nothing(

@@ -79,7 +79,13 @@ async def test_a_whatsapp_stop_suppresses_the_lead_and_is_confirmed_once_through
     async with serve(pg_store, fake.env()) as base:
         status, text = await fake.send_meta_webhook(base + PATH, notification)
         assert status == 200, text
-        assert msgspec.json.decode(text) == {"messages": 1, "statuses": 0, "duplicates": 0, "skipped": []}
+        assert msgspec.json.decode(text) == {
+            "messages": 1,
+            "statuses": 0,
+            "duplicates": 0,
+            "skipped": [],
+            "unanswered": [],
+        }
         [sent] = fake.sent("meta")
         assert sent.json["to"] == PHONE.lstrip("+") and sent.json["type"] == "text"  # in the window: free text
         assert BUSINESS in sent.json["text"]["body"]
@@ -101,6 +107,26 @@ async def test_a_whatsapp_stop_suppresses_the_lead_and_is_confirmed_once_through
         assert len(fake.sent("meta")) == 1
         assert await log_state(pg_store) == before
     assert await lead_status(pg_store, lead_id) == "suppressed"
+
+
+async def test_a_stop_whose_confirmation_fails_is_answered_503_and_confirmed_when_meta_retries(
+    pg_store: PostgresEventStore, fake: FakeProviders
+) -> None:
+    lead_id = await one_lead(pg_store)
+    fake.fail("meta", "messages.create", status=500)
+    notification = fake.meta_inbound(from_=PHONE, text="STOP")
+    async with serve(pg_store, fake.env()) as base:
+        status, text = await fake.send_meta_webhook(base + PATH, notification)
+        assert status == 503, text
+        answer = msgspec.json.decode(text)
+        assert answer["messages"] == 1 and answer["unanswered"][0].startswith(message_id(notification))
+        assert await lead_status(pg_store, lead_id) == "suppressed"
+        status, text = await fake.send_meta_webhook(base + PATH, notification)
+        assert status == 200, text
+        assert msgspec.json.decode(text)["duplicates"] == 1
+    assert len(fake.sent("meta")) == 2
+    on_inbound = await stream(pg_store, inbound_stream("meta", message_id(notification)))
+    assert types(on_inbound) == ["InboundMessageReceived", "AutoReplySent"]
 
 
 async def test_replies_by_text_button_and_photo_take_the_lead_out_of_its_cadence_and_send_nothing(
@@ -138,6 +164,7 @@ async def test_statuses_are_recorded_on_their_touch_once_and_opt_out_or_bad_numb
                 "statuses": 1 - duplicates,
                 "duplicates": duplicates,
                 "skipped": [],
+                "unanswered": [],
             }
         failed = fake.meta_status(
             message_id="wamid.blocked", status="failed", recipient=PHONE, touch=str(blocked), error_code=131050
