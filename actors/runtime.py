@@ -242,7 +242,10 @@ class ActorRunner:
         self.js: JetStreamContext = nc.jetstream()
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.config = consumer or actor.consumer_settings or ConsumerSettings()
+        config = consumer or actor.consumer_settings or ConsumerSettings()
+        if consumer is None and settings.ack_wait_s is not None:  # the deployment's TOUCHLINE_ACK_WAIT_S
+            config = msgspec.structs.replace(config, ack_wait_s=settings.ack_wait_s)
+        self.config = config
         self.stats = ActorStats()
         self.log = log.bind(actor=self.name)
         self.ctx = ActorContext(name=self.name, store=store, clock=self.clock, settings=settings, log=self.log)

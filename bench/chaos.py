@@ -143,6 +143,7 @@ class Fleet:
             "TOUCHLINE_SUBJECT_PREFIX": self.settings.subject_prefix,
             "TOUCHLINE_STREAM_NAME": self.settings.stream_name,
             "TOUCHLINE_STREAM_REPLICAS": str(self.settings.stream_replicas),
+            **({"TOUCHLINE_ACK_WAIT_S": f"{self.settings.ack_wait_s:g}"} if self.settings.ack_wait_s else {}),
             "TOUCHLINE_HTTP_PORT": "0",
             "WORKER_ID": self.members[i].name,
         }
@@ -563,6 +564,7 @@ class ChaosResult(msgspec.Struct, kw_only=True):
     wall_s: float = 0.0
     nats_cluster: bool = False
     stream_replicas: int | None = None
+    ack_wait_s: float = 30.0
     exit_codes: dict[str, int] = {}
     note: str = ""
 
@@ -691,6 +693,7 @@ async def run_chaos(
         wall_s=round(time.monotonic() - started, 2),
         nats_cluster=replicas > 1,
         stream_replicas=replicas_now,
+        ack_wait_s=settings.ack_wait_s or 30.0,
         exit_codes=codes,
         note=note,
     )
@@ -708,6 +711,7 @@ async def _main(args: argparse.Namespace) -> ChaosResult:
                     nats_url=nats_url,
                     subject_prefix=f"chaos{tag}",
                     stream_name=f"CHAOS_{tag.upper()}",
+                    ack_wait_s=args.ack_wait,
                 )
                 return await run_chaos(
                     settings,
@@ -733,6 +737,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--leads", type=int, default=None, help="leads fed in all (default: 5 a second)")
     parser.add_argument("--kill-every", type=float, default=5.0, help="mean seconds between kills")
     parser.add_argument("--nats-cluster", action="store_true", help="three clustered nats-servers, stream R3")
+    parser.add_argument(
+        "--ack-wait", type=float, default=None, help="TOUCHLINE_ACK_WAIT_S for the processes (default: 30 s)"
+    )
     parser.add_argument(
         "--all-roles", action="store_true", help="every role (relay too) in each process, no relay-only ones"
     )

@@ -27,6 +27,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_max_bytes: int = 8 * 1024**3
     # Copies of the event stream on a NATS cluster (1 on a single server; 3 on a 3-node cluster).
     stream_replicas: int = 1
+    # How long a delivered event may go unacknowledged before JetStream hands it to another
+    # process (the runtime beats in-progress work every third of it). None: each actor's own.
+    ack_wait_s: float | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -58,6 +61,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if v not in ("1", "2", "3", "4", "5"):
                 raise ConfigError(f"TOUCHLINE_STREAM_REPLICAS must be 1 to 5 (a JetStream limit), got {v!r}")
             values["stream_replicas"] = int(v)
+        if v := _get(env, "TOUCHLINE_ACK_WAIT_S"):
+            values["ack_wait_s"] = _seconds("TOUCHLINE_ACK_WAIT_S", v, low=2.0, high=3600.0)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"]))
@@ -91,6 +96,16 @@ def _port(name: str, value: str) -> int:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{name} must be between 0 and 65535, got {port}")
     return port
+
+
+def _seconds(name: str, value: str, *, low: float, high: float) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not low <= seconds <= high:  # also refuses nan and inf
+        raise ConfigError(f"{name} must be between {low:g} and {high:g} seconds, got {value}")
+    return seconds
 
 
 def _token(name: str, value: str) -> str:

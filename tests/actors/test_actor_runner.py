@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import anyio
 import anyio.lowlevel
+import msgspec
 import pytest
 import structlog
 from nats.aio.client import Client as NATS
@@ -212,3 +213,22 @@ async def test_a_reaction_without_a_cause_gets_fresh_ids(pg_store: PostgresEvent
     first = await Reaction(ctx, None).emit(lead_stream(lead_id), [status])
     second = await Reaction(ctx, None).emit(lead_stream(lead_id), [status])
     assert (first.duplicate, second.duplicate, second.last_version) == (False, False, 2)
+
+
+async def test_the_deployments_ack_wait_reaches_the_shared_consumer_even_one_made_before(
+    pg_store: PostgresEventStore, nc: NATS, settings: Settings
+) -> None:
+    actor = Echo()
+    first = ActorRunner(actor, store=pg_store, nc=nc, settings=settings)
+    await first.ensure_consumer()
+    js = nc.jetstream()
+    info = await js.consumer_info(settings.stream_name, actor.name)
+    assert info.config.ack_wait == 30.0  # the actor's own
+    shorter = msgspec.structs.replace(settings, ack_wait_s=7.5)  # TOUCHLINE_ACK_WAIT_S=7.5 on a redeploy
+    second = ActorRunner(actor, store=pg_store, nc=nc, settings=shorter)
+    assert second.config.ack_wait_s == 7.5
+    await second.ensure_consumer()
+    info = await js.consumer_info(settings.stream_name, actor.name)
+    assert info.config.ack_wait == 7.5
+    # A test's (or a bench's) explicit consumer settings still win.
+    assert ActorRunner(actor, store=pg_store, nc=nc, settings=shorter, consumer=FAST).config.ack_wait_s == 5.0

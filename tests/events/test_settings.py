@@ -58,3 +58,15 @@ def test_malformed_values_name_the_variable(name: str, value: str, message: str)
 
 def test_blank_values_mean_unset() -> None:
     assert Settings.from_env({"TOUCHLINE_DATABASE_URL": "   "}).database_url is None
+
+
+def test_the_ack_wait_is_seconds_within_bounds() -> None:
+    assert Settings.from_env({}).ack_wait_s is None
+    assert Settings.from_env({"TOUCHLINE_ACK_WAIT_S": "10"}).ack_wait_s == 10.0
+    for bad, message in (
+        ("soon", "must be a number of seconds"),
+        ("0.5", "must be between 2 and 3600"),
+        ("nan", "must be between"),
+    ):
+        with pytest.raises(ConfigError, match=f"TOUCHLINE_ACK_WAIT_S {message}"):
+            Settings.from_env({"TOUCHLINE_ACK_WAIT_S": bad})
