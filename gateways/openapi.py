@@ -30,7 +30,7 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     summary: str
     tag: str
-    auth: str = "bearer"  # bearer | none | twilio | telnyx | meta | stream-token
+    auth: str = "bearer"  # bearer | none | twilio | telnyx | meta | elastic | stream-token
     body: Any = None  # a msgspec Struct type
     params: Sequence[Param] = ()
     produces: str = "application/json"
@@ -80,9 +80,13 @@ def build_document(server_url: str | None = None) -> dict[str, Any]:
         if op.auth == "bearer":
             entry["security"] = [{"bearer": []}]
             entry["responses"]["401"] = {"description": "no valid token for an account", "content": _json_error()}
-        elif op.auth in ("twilio", "telnyx", "meta"):
+        elif op.auth in ("twilio", "telnyx", "meta", "elastic"):
             entry["security"] = []
-            entry["description"] = f"Verified by the {op.auth.title()} signature instead of a token."
+            entry["description"] = (
+                "Verified by the secret token in its URL instead of a bearer token."
+                if op.auth == "elastic"
+                else f"Verified by the {op.auth.title()} signature instead of a token."
+            )
             entry["responses"]["403"] = {"description": "forged, unsigned or stale", "content": _json_error()}
         else:
             entry["security"] = []

@@ -6,6 +6,7 @@
 | `/webhooks/twilio/status`     | Twilio   | X-Twilio-Signature                        | message and call status      |
 | `/webhooks/telnyx/messaging`  | Telnyx   | Ed25519 over `timestamp|body`, ≤ 5 min old | inbound SMS, message status |
 | `/webhooks/meta/whatsapp`     | Meta     | X-Hub-Signature-256 (HMAC-SHA256)         | inbound WhatsApp, statuses   |
+| `/webhooks/elastic?token=`    | Elastic  | the URL's token (ElasticEmail signs none) | sent, opened, bounce, unsub. |
 
 A forged, unsigned or stale webhook gets 403 and records nothing. Twilio's compliance replies
 (STOP, START, HELP) go back as TwiML in the response; Telnyx's and Meta's are sent through their
@@ -34,7 +35,7 @@ from actors.inbound import receive_inbound, record_auto_reply, record_delivery
 from events.errors import NotFound
 from gateways.http import SETTINGS, STORE, HttpError, json_response
 from gateways.providers import ChannelProviders
-from gateways.providers.base import OutboundMessage, ProviderFailure
+from gateways.providers.base import OutboundMessage, Outcome, ProviderFailure
 from gateways.providers.meta import OUTCOMES as META_OUTCOMES
 from gateways.providers.telnyx import OUTCOMES as TELNYX_OUTCOMES
 from gateways.providers.twilio import twilio_outcome
@@ -50,6 +51,7 @@ class WebhookConfig(msgspec.Struct, frozen=True, kw_only=True):
     telnyx_key: Ed25519PublicKey | None
     meta_app_secret: str | None = None
     meta_verify_token: str | None = None
+    elastic_token: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WebhookConfig:
@@ -61,6 +63,7 @@ class WebhookConfig(msgspec.Struct, frozen=True, kw_only=True):
             telnyx_key=telnyx_public_key(env),
             meta_app_secret=first("WHATSAPP_APP_SECRET", "META_APP_SECRET"),
             meta_verify_token=first("WHATSAPP_VERIFY_TOKEN", "META_VERIFY_TOKEN"),
+            elastic_token=first("ELASTIC_EMAIL_WEBHOOK_TOKEN", "ELASTICEMAIL_WEBHOOK_TOKEN"),
         )
 
 
@@ -538,6 +541,78 @@ async def _meta_status(request: web.Request, status: dict[str, Any], batch: _Met
         batch.duplicates += 1
 
 
+# --- ElasticEmail ------------------------------------------------------------------------------
+
+# What a notification's `status` (and for an Error, its bounce `category`) means for the lead.
+# Hard bounces say the address is no good; a complaint or an unsubscribe is an opt-out. The other
+# bounce categories (Spam, BlackListed, Throttled, ...) are about the sender or the moment.
+ELASTIC_HARD_BOUNCES: Final = frozenset({"NoMailbox", "DNSProblem"})
+ELASTIC_STATUSES: Final = frozenset({"Sent", "Opened", "Clicked", "Error", "AbuseReport", "Unsubscribed"})
+
+
+async def elastic_notification(request: web.Request) -> web.Response:
+    """ElasticEmail's HTTP web notification: a GET (or a form POST) whose parameters say what happened.
+
+    ElasticEmail signs nothing, so the notification URL carries a secret:
+    `{TOUCHLINE_PUBLIC_URL}/webhooks/elastic?token={ELASTIC_EMAIL_WEBHOOK_TOKEN}`. The touch comes
+    back as `postback` (sent with every email). Anything we cannot place is answered 200 with the
+    reason: ElasticEmail switches notifications off after 1,000 failures.
+    """
+    expected = request.app[CONFIG].elastic_token
+    if not expected:
+        return _refused(request, "elastic", SignatureRejected("ELASTIC_EMAIL_WEBHOOK_TOKEN is not set"))
+    if not hmac.compare_digest(expected.encode(), request.query.get("token", "").encode()):
+        return _refused(request, "elastic", SignatureRejected("the notification URL's token does not match"))
+    params: dict[str, str] = dict(request.query)
+    if request.method == "POST":
+        body = await read_body(request)
+        try:
+            params |= dict(parse_qsl(body.decode(), keep_blank_values=True))
+        except (UnicodeDecodeError, ValueError):
+            raise HttpError(400, "an ElasticEmail notification POST is form-encoded; this body is not") from None
+    status = params.get("status", "").strip()
+    if status not in ELASTIC_STATUSES:
+        raise HttpError(400, f"status must be one of {', '.join(sorted(ELASTIC_STATUSES))}", field="status")
+    try:
+        touch = UUID(params.get("postback", "").strip())
+    except ValueError:
+        log.info("webhook_skipped", provider="elastic", status=status, reason="no touch run in postback")
+        return json_response({"recorded": False, "skipped": "no touch run in postback (not sent by Touchline)"})
+    category = params.get("category", "").strip() or None
+    outcome: Outcome | None = None
+    if status in ("AbuseReport", "Unsubscribed"):
+        outcome = "suppress"
+    elif status == "Error" and category in ELASTIC_HARD_BOUNCES:
+        outcome = "bad_data"
+    try:
+        recorded = await record_delivery(
+            request.app[STORE],
+            touch_run_id=touch,
+            provider="elastic",
+            status=status.lower() if status != "Error" else "bounced",
+            provider_message_id=(params.get("messageid") or params.get("transaction") or "").strip() or None,
+            error_code=category if status == "Error" else (status if outcome else None),
+            outcome=outcome,
+            occurred_at=_elastic_time(params.get("date", "")),
+        )
+    except NotFound as exc:
+        log.info("webhook_skipped", provider="elastic", status=status, reason=exc.reason)
+        return json_response({"recorded": False, "skipped": exc.reason})
+    log.info("webhook_status", provider="elastic", touch_run_id=str(touch), status=status, code=category, new=recorded)
+    return json_response({"recorded": recorded})
+
+
+def _elastic_time(value: str) -> datetime | None:
+    """ElasticEmail writes `date` in UTC, as `2026-12-01T15:04:05` or `12/1/2026 3:04:05 PM`."""
+    value = value.strip()
+    for pattern in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%m/%d/%Y %I:%M:%S %p"):
+        try:
+            return datetime.strptime(value, pattern).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
 def add_routes(app: web.Application, env: Mapping[str, str] | None = None) -> None:
     env = os.environ if env is None else env
     app[CONFIG] = WebhookConfig.from_env(env)  # a malformed TELNYX_PUBLIC_KEY stops the start, named
@@ -552,3 +627,5 @@ def add_routes(app: web.Application, env: Mapping[str, str] | None = None) -> No
     app.router.add_post("/webhooks/telnyx/messaging", telnyx_messaging)
     app.router.add_get("/webhooks/meta/whatsapp", meta_subscribe, allow_head=False)
     app.router.add_post("/webhooks/meta/whatsapp", meta_whatsapp)
+    app.router.add_get("/webhooks/elastic", elastic_notification, allow_head=False)
+    app.router.add_post("/webhooks/elastic", elastic_notification)

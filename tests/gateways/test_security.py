@@ -101,6 +101,8 @@ WEBHOOKS: Final = frozenset(
         ("POST", "/webhooks/telnyx/voice"),
         ("GET", "/webhooks/meta/whatsapp"),
         ("POST", "/webhooks/meta/whatsapp"),
+        ("GET", "/webhooks/elastic"),
+        ("POST", "/webhooks/elastic"),
     }
 )
 STREAMS: Final = frozenset({("GET", "/telnyx"), ("GET", "/twilio")})
@@ -132,6 +134,7 @@ def _configured() -> dict[str, str]:
         "VOICE_GATEWAY_TOKEN": f"secret-{uuid.uuid4()}",
         "WHATSAPP_APP_SECRET": uuid.uuid4().hex,
         "WHATSAPP_VERIFY_TOKEN": uuid.uuid4().hex,
+        "ELASTIC_EMAIL_WEBHOOK_TOKEN": uuid.uuid4().hex,
     }
 
 
@@ -173,8 +176,10 @@ async def test_every_route_outside_the_public_list_refuses_requests_without_a_va
                 }.items():
                     form = b"MessageSid=SM1&From=%2B13055550100&To=%2B13055550199"
                     body = form if "twilio" in canonical else b"{}"
-                    if method == "GET":  # a subscription check: the token is in the query
+                    if "meta" in canonical and method == "GET":  # a subscription check: the token is in the query
                         path = f"{_fill(canonical)}?hub.mode=subscribe&hub.challenge=1&hub.verify_token=guess"
+                    if "elastic" in canonical:  # a secret in the URL instead of a signature
+                        path = f"{_fill(canonical)}?token=guess&status=Unsubscribed&postback={uuid.uuid4()}"
                     status, _, _ = await _status(client, method, path, headers, data=None if method == "GET" else body)
                     if status != 403:
                         problems.append(f"{method} {canonical} ({name}): answered {status}, not 403")
@@ -467,6 +472,11 @@ async def _http_flow(api: Client, env: dict[str, str], token: str, url: str) -> 
         ) as response:
             api.answers.append(f"{response.status} {dict(response.headers)} {await response.text()}")
             assert response.status == (200 if digest in signature else 403), api.answers[-1]
+    for token in ("guess", env["ELASTIC_EMAIL_WEBHOOK_TOKEN"]):  # ElasticEmail: the secret is in the URL
+        query = {"token": token, "status": "Opened", "postback": "not-ours", "to": "a@example.com"}
+        async with api.session.get("/webhooks/elastic", params=query) as response:
+            api.answers.append(f"{response.status} {dict(response.headers)} {await response.text()}")
+            assert response.status == (403 if token == "guess" else 200), api.answers[-1]
     async with api.session.get(f"/twilio?token={env['VOICE_GATEWAY_TOKEN']}x") as response:
         api.answers.append(f"{response.status} {await response.text()}")
         assert response.status == 401
@@ -497,6 +507,7 @@ async def test_secrets_never_reach_logs_events_read_models_or_answers(
             "WHATSAPP_ACCESS_TOKEN",
             "WHATSAPP_APP_SECRET",
             "WHATSAPP_VERIFY_TOKEN",
+            "ELASTIC_EMAIL_WEBHOOK_TOKEN",
         )
         secrets = {name: env[name] for name in secret_names}
         assert len(set(secrets.values())) == len(secrets) and all(len(v) >= 20 for v in secrets.values())

@@ -352,6 +352,7 @@ class FakeProviders:
         self.whatsapp_verify_token = secrets.token_urlsafe(16)
         self.elastic_api_key = secrets.token_hex(48).upper()
         self.elastic_from = "ventas@dealer.example"
+        self.elastic_webhook_token = secrets.token_urlsafe(24)
 
         self._faults: dict[tuple[str, str], deque[Fault]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -428,6 +429,7 @@ class FakeProviders:
             "ELASTIC_EMAIL_API_BASE_URL": f"{base}/elastic/v4",
             "ELASTIC_EMAIL_API_KEY": self.elastic_api_key,
             "ELASTIC_EMAIL_FROM": self.elastic_from,
+            "ELASTIC_EMAIL_WEBHOOK_TOKEN": self.elastic_webhook_token,
         }
 
     # --- inspection and fault injection ----------------------------------------------------------------------------
@@ -618,6 +620,44 @@ class FakeProviders:
         if sign:
             headers["X-Hub-Signature-256"] = self.meta_signature(body)
         async with self._client().post(url, data=body, headers=headers) as resp:
+            return resp.status, await resp.text()
+
+    # --- ElasticEmail HTTP web notifications (a GET with the event in the query) -----------------------------------
+
+    def elastic_notification(
+        self,
+        *,
+        status: str,
+        to: str,
+        postback: str | None,
+        message_id: str | None = None,
+        transaction: str | None = None,
+        category: str | None = None,
+    ) -> dict[str, str]:
+        """The query ElasticEmail appends to the notification URL for one email event."""
+        params = {
+            "transaction": transaction or str(uuid.uuid4()),
+            "messageid": message_id or secrets.token_urlsafe(16),
+            "to": to,
+            "from": self.elastic_from,
+            "date": datetime.now(UTC).strftime("%m/%d/%Y %I:%M:%S %p"),
+            "subject": "Su vehículo",
+            "status": status,
+            "channel": "touchline",
+            "account": "cuenta@dealer.example",
+            "category": category or ("Unknown" if status == "Error" else ""),
+            "target": "https://dealer.example/oferta" if status == "Clicked" else "",
+        }
+        if postback is not None:
+            params["postback"] = postback
+        return params
+
+    async def send_elastic_webhook(
+        self, url: str, params: dict[str, str], *, token: str | None = None
+    ) -> tuple[int, str]:
+        """GET the notification URL (`url?token=...` as configured in ElasticEmail) with the event's parameters."""
+        query = {"token": self.elastic_webhook_token if token is None else token, **params}
+        async with self._client().get(url, params=query, headers={"User-Agent": "ElasticEmail"}) as resp:
             return resp.status, await resp.text()
 
     def twilio_inbound(
