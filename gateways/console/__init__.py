@@ -12,7 +12,6 @@ browser's session cookie reaches the app's bearer-token check as `Authorization:
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from typing import Final
 
@@ -26,7 +25,6 @@ from gateways.console.session import (
     HOME_PATH,
     LOGIN_PATH,
     PUBLIC_PATHS,
-    SECRET,
     TOKEN_COOKIE,
     cookie_auth_middleware,
     ctx_of,
@@ -59,7 +57,6 @@ def add_routes(app: web.Application, env: Mapping[str, str] | None = None) -> No
     if app.get(REGISTERED):
         return
     app[REGISTERED] = True
-    app[SECRET] = secrets.token_bytes(32)  # per process: the CSRF codes of a restarted server change
     if COMMAND_OS not in app:
         chat = OpenAIChat.from_env(os.environ if env is None else env)
         app[command.CONSOLE_COMMAND_OS] = CommandOS(app[STORE], chat)
