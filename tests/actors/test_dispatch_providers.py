@@ -66,6 +66,16 @@ async def until_last(store: PostgresEventStore, touch: uuid.UUID, *types: str, w
     raise AssertionError("unreachable")
 
 
+async def until_nth(store: PostgresEventStore, touch: uuid.UUID, kind: str, n: int, within: float = 10) -> Envelope:
+    """Until the touch has `n` events of `kind`; the n-th of them."""
+    with anyio.fail_after(within):
+        async for _ in store.tail(0):
+            found = [e for e in await store.read_stream(touch_stream(touch)) if e.type == kind]
+            if len(found) >= n:
+                return found[n - 1]
+    raise AssertionError("unreachable")
+
+
 async def test_twilio_sms_is_sent_with_basic_auth_and_the_message_sid_recorded(
     pg_store: PostgresEventStore, nc: NATS, settings: Settings, fake: FakeProviders
 ) -> None:
@@ -158,11 +168,12 @@ async def test_server_errors_back_off_exponentially_then_dead_letter(
     async with run.engines(engine(env_with(fake), max_attempts=3, backoff_base_s=10.0, backoff_max_s=600.0)):
         touch = await setup.touch(lead)
         delays = []
-        for _ in range(2):
-            retry = await until_last(pg_store, touch, "TouchRunRetryScheduled")
+        for attempt in (1, 2):
+            # Counted, not "the latest event is": the engine may be past a claim before we look.
+            retry = await until_nth(pg_store, touch, "TouchRunRetryScheduled", attempt)
             delays.append((retry.event.retry_at - run.clock.now()).total_seconds())  # type: ignore[attr-defined]
             run.clock.advance(timedelta(seconds=delays[-1]))
-            await until_last(pg_store, touch, "TouchRunClaimed", "TouchRunDeadLettered")
+            await until_nth(pg_store, touch, "TouchRunClaimed", attempt + 1)
         dead = await until_last(pg_store, touch, "TouchRunDeadLettered")
     assert 7.5 <= delays[0] <= 12.5 and 15 <= delays[1] <= 25  # 10 s then 20 s, each ±25 % jitter
     assert dead.event.attempts == 3 and "gave up after 3 attempts" in dead.event.error  # type: ignore[attr-defined]
