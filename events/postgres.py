@@ -431,6 +431,15 @@ class PostgresEventStore(EventStore):
             found[env.stream_id].append(env)
         return found
 
+    async def read_correlated(self, correlation_id: UUID, *, limit: int = 1000) -> list[Envelope]:
+        """The events that share one correlation id (what one command caused), in log order."""
+        rows = await self.pool.fetch(
+            f"select {_COLUMNS} from touchline.events where correlation_id = $1 order by position limit $2",
+            correlation_id,
+            limit,
+        )
+        return [row_to_envelope(r) for r in rows]
+
     async def read_batch(self, after: int, limit: int, filter: EventFilter | None = None) -> list[Envelope]:
         """Up to `limit` safe events after position `after` (filter pushed down into SQL)."""
         where = [f"position > $1 and {_SAFE}"]

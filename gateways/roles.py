@@ -13,6 +13,7 @@ from actors.supervisor import Supervisor
 from events.errors import ConfigError
 from events.postgres import PostgresEventStore
 from events.settings import Settings
+from gateways.command_bus import CommandService
 from projections import ALL_PROJECTIONS
 from projections.model import Projection
 from projections.runner import ProjectionWorker, all_views
@@ -23,7 +24,8 @@ def known_roles() -> dict[str, str]:
         "relay": "publishes the event log to JetStream",
         "projections": "keeps every read model up to date (or projection:NAME for one)",
         "hunter": "works the lead programs' crawl tasks (Craigslist, Encuentra24) in Chromium",
-        "http": "serves the HTTP API (programs, later console, webhooks)",
+        "http": "serves the HTTP API, the console, the webhooks and the carrier streams",
+        "commands": "carries out the commands services send on the bus ({prefix}.commands.{account}.{name})",
     }
     for cls in ALL_ACTORS:
         roles[cls.name] = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "actor"
@@ -62,6 +64,8 @@ def supervise_roles(roles: set[str], *, store: PostgresEventStore, nc: NATS, set
             f"projection:{cls.name}",
             lambda cls=cls: ProjectionWorker(cls(), store, views=views),  # type: ignore[misc]
         )
+    if "commands" in roles:
+        supervisor.add("commands", lambda: CommandService(store, nc, settings))
     if "hunter" in roles:
         settings_ = HunterSettings.from_env()  # a bad CL_* value stops the start, naming the variable
         supervisor.add("hunter", lambda: Hunter(store, settings_))
