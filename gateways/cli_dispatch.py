@@ -172,6 +172,33 @@ def bench_voice(
         out.print(line, highlight=False)
 
 
+def bench_commands(
+    commands: Annotated[int, typer.Option(help="lead.ingest commands to send")] = 5000,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once")] = 32,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Bus commands answered with their events, beside raw nats-py request-reply + asyncpg, in one run."""
+    from gateways.command_bench import CommandsBenchResult, format_commands_bench, run_commands_bench
+
+    if not 1 <= commands <= 1_000_000 or not 1 <= concurrency <= 1024:
+        err.print("[bold red]error:[/] --commands must be 1 to 1000000 and --concurrency 1 to 1024", highlight=False)
+        raise typer.Exit(2)
+    configure_logging(level="warning")
+    settings = load_settings(data_dir)
+
+    async def main() -> CommandsBenchResult:
+        async with open_infrastructure(settings) as infra, bench_database(infra.database_url) as dsn:
+            return await run_commands_bench(dsn, infra.nats_url, commands=commands, concurrency=concurrency)
+
+    result = run(main)
+    if as_json:
+        print(json.dumps(msgspec.to_builtins(result)))
+        return
+    for line in format_commands_bench(result):
+        out.print(line, highlight=False)
+
+
 _DONE = frozenset({"ok", "started", "discover_queued", "stopped", "activated", "deactivated"})
 
 
@@ -209,3 +236,4 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.add_typer(touches_app, name="touches")
     bench_app.command("e2e")(bench_e2e)
     bench_app.command("voice")(bench_voice)
+    bench_app.command("commands")(bench_commands)

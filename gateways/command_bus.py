@@ -451,8 +451,9 @@ class CommandService:
         try:
             account, name = parse_subject(self.prefix, subject)
             body = parse_body(name, data)
-            command_id = body.command_id or _header_id(headers) or uuid.uuid4()
-            earlier = await self._events(command_id)
+            given = body.command_id or _header_id(headers)
+            command_id = given or uuid.uuid4()
+            earlier = await self._events(command_id) if given else []  # a fresh id has no history
             if earlier:
                 if earlier[0].account_id != account:
                     raise Refused(f"command id {command_id} was used for another account", field="command_id")

@@ -119,3 +119,24 @@ def test_bench_voice_streams_every_frame_both_ways(database_url: str) -> None:
     assert result["cpu_percent"] > 0
     code, out, err = invoke(database_url, "bench", "voice", "--calls", "0")
     assert code == 2 and "--calls must be 1 to 5000" in out + err
+
+
+def test_bench_commands_answers_every_command_beside_its_raw_baseline(database_url: str, nats_url: str) -> None:
+    code, out, err = invoke(
+        database_url,
+        "bench",
+        "commands",
+        "--commands",
+        "200",
+        "--concurrency",
+        "8",
+        "--json",
+        TOUCHLINE_NATS_URL=nats_url,
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["commands"], result["refused"], result["events"]) == (200, 0, 200)
+    assert 0 < result["p50_ms"] <= result["p99_ms"] and 0 < result["baseline_p50_ms"] <= result["baseline_p99_ms"]
+    assert result["commands_per_s"] > 0 and result["baseline_per_s"] > 0
+    code, out, err = invoke(database_url, "bench", "commands", "--concurrency", "0")
+    assert code == 2 and "--concurrency 1 to 1024" in out + err
