@@ -20,7 +20,6 @@ machine and nothing needs a claim. Touches due later wait on durable timers.
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import socket
@@ -64,7 +63,8 @@ from events.catalog import (
     touch_stream,
 )
 from events.envelope import Envelope
-from events.errors import CommandRejected, ConcurrencyError, ConfigError, NotFound
+from events.errors import CommandRejected, ConcurrencyError, NotFound
+from events.settings import env_int, env_number
 from events.store import ANY, EventStore, StreamAppend
 from gateways.providers import ChannelProviders
 from gateways.providers.base import OutboundMessage, Provider, ProviderFailure, Sent
@@ -94,19 +94,6 @@ SOURCES: Final = {"craigslist": "Craigslist", "encuentra24": "Encuentra24"}
 # --- settings -------------------------------------------------------------------------------
 
 
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if not math.isfinite(value) or not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw}")
-    return value
-
-
 PROVIDER_NAMES: Final = ("twilio", "telnyx", "meta", "elastic")
 
 
@@ -128,19 +115,19 @@ class DispatchSettings(msgspec.Struct, frozen=True, kw_only=True):
         """Every knob from `DISPATCH_*` / `PROVIDER_*` / `ACCOUNT_*` / `EMAIL_WARMUP_*`; a bad value names itself."""
         env = os.environ if env is None else env
         worker = (env.get("WORKER_ID") or "").strip() or f"{socket.gethostname()}:{os.getpid()}"
-        rates = {p: _number(env, f"PROVIDER_RATE_{p.upper()}", 20.0, 0.01, 10_000) for p in PROVIDER_NAMES}
-        caps = {p: int(_number(env, f"PROVIDER_CONCURRENCY_{p.upper()}", 20, 1, 1000)) for p in PROVIDER_NAMES}
+        rates = {p: env_number(env, f"PROVIDER_RATE_{p.upper()}", 20.0, low=0.01, high=10_000) for p in PROVIDER_NAMES}
+        caps = {p: env_int(env, f"PROVIDER_CONCURRENCY_{p.upper()}", 20, low=1, high=1000) for p in PROVIDER_NAMES}
         return cls(
             worker_id=worker,
-            lease_s=_number(env, "DISPATCH_LEASE_S", 60.0, 1.0, 3600.0),
-            max_attempts=int(_number(env, "DISPATCH_MAX_ATTEMPTS", 5, 1, 50)),
-            backoff_base_s=_number(env, "DISPATCH_BACKOFF_BASE_S", 30.0, 0.0, 86_400.0),
-            backoff_max_s=_number(env, "DISPATCH_BACKOFF_MAX_S", 3600.0, 0.0, 7 * 86_400.0),
-            handlers=int(_number(env, "DISPATCH_HANDLERS", 64, 1, 1024)),
+            lease_s=env_number(env, "DISPATCH_LEASE_S", 60.0, low=1.0, high=3600.0),
+            max_attempts=env_int(env, "DISPATCH_MAX_ATTEMPTS", 5, low=1, high=50),
+            backoff_base_s=env_number(env, "DISPATCH_BACKOFF_BASE_S", 30.0, low=0.0, high=86_400.0),
+            backoff_max_s=env_number(env, "DISPATCH_BACKOFF_MAX_S", 3600.0, low=0.0, high=7 * 86_400.0),
+            handlers=env_int(env, "DISPATCH_HANDLERS", 64, low=1, high=1024),
             provider_rates=rates,
             provider_concurrency=caps,
-            account_rate=_number(env, "ACCOUNT_RATE_PER_S", 10.0, 0.01, 10_000),
-            account_concurrency=int(_number(env, "ACCOUNT_CONCURRENCY", 10, 1, 1000)),
+            account_rate=env_number(env, "ACCOUNT_RATE_PER_S", 10.0, low=0.01, high=10_000),
+            account_concurrency=env_int(env, "ACCOUNT_CONCURRENCY", 10, low=1, high=1000),
             warmup=WarmupSchedule.from_env(env),
         )
 

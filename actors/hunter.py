@@ -49,6 +49,7 @@ from events.catalog import (
 )
 from events.envelope import Envelope
 from events.errors import ConcurrencyError, ConfigError
+from events.settings import env_text, parse_flag, parse_int
 from events.store import NO_STREAM, EventFilter, EventStore
 from gateways.listings import Blocked, Gone, ListingSource, MissingDom, Posting, SearchPage
 from gateways.listings.craigslist import Craigslist
@@ -104,22 +105,21 @@ class HunterSettings(msgspec.Struct, frozen=True, kw_only=True):
             "CL_MAX_ATTEMPTS": "max_attempts",
         }
         for var, field in ints.items():
-            if (raw := _get(env, var)) is not None:
-                values[field] = _int(
-                    var, raw, minimum=1 if field in ("contexts", "max_attempts", "max_discover") else 0
-                )
+            if (raw := env_text(env, var)) is not None:
+                at_least_one = field in ("contexts", "max_attempts", "max_discover")
+                values[field] = parse_int(var, raw, low=1 if at_least_one else 0)
         for var, field in {"CL_HEADLESS": "headless", "CL_LOG_EVIDENCE": "log_evidence"}.items():
-            if (raw := _get(env, var)) is not None:
-                values[field] = _flag(var, raw)
-        if (raw := _get(env, "CL_SCREENSHOT_DIR")) is not None:
+            if (raw := env_text(env, var)) is not None:
+                values[field] = parse_flag(var, raw)
+        if (raw := env_text(env, "CL_SCREENSHOT_DIR")) is not None:
             values["screenshot_dir"] = Path(raw)
-        if (raw := _get(env, "CL_BROWSER_PATH")) is not None:
+        if (raw := env_text(env, "CL_BROWSER_PATH")) is not None:
             values["browser_path"] = raw
-        values["worker_id"] = _get(env, "WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}"
+        values["worker_id"] = env_text(env, "WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}"
         templates = {}
         for source in SOURCES.values():
             templates[source.key] = _template(
-                source.base_url_env, _get(env, source.base_url_env) or source.default_base_url
+                source.base_url_env, env_text(env, source.base_url_env) or source.default_base_url
             )
         values["templates"] = templates
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -134,29 +134,6 @@ class HunterSettings(msgspec.Struct, frozen=True, kw_only=True):
                 f"(CL_HARD_TIMEOUT_MS + CL_WAIT_SELECTOR_MS = {settings.hard_timeout_ms + settings.wait_selector_ms})"
             )
         return settings
-
-
-def _get(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name)
-    return value.strip() if value is not None and value.strip() else None
-
-
-def _int(name: str, raw: str, *, minimum: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _flag(name: str, raw: str) -> bool:
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
 def _template(name: str, raw: str) -> str:

@@ -20,6 +20,7 @@ import msgspec
 
 from events.catalog import EmailWarmupSlotTaken, EmailWarmupStarted, Event, warmup_stream
 from events.errors import ConcurrencyError, ConfigError
+from events.settings import env_flag, env_int, env_number
 from events.store import NO_STREAM, EventStore
 from gateways.elastic import elastic_env
 
@@ -35,27 +36,13 @@ class WarmupSchedule(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WarmupSchedule:
         env = os.environ if env is None else env
-        values: dict[str, object] = {}
-        raw = (env.get("EMAIL_WARMUP") or "").strip().lower()
-        if raw:
-            if raw not in ("0", "1", "on", "off", "true", "false"):
-                raise ConfigError(f"EMAIL_WARMUP must be on or off (1/0), got {raw!r}")
-            values["enabled"] = raw in ("1", "on", "true")
-        for name, field, kind, low, high in (
-            ("EMAIL_WARMUP_START", "start", int, 1, 1_000_000),
-            ("EMAIL_WARMUP_GROWTH", "growth", float, 1.0, 10.0),
-            ("EMAIL_WARMUP_MAX", "maximum", int, 1, 10_000_000),
-        ):
-            text = (env.get(name) or "").strip()
-            if not text:
-                continue
-            try:
-                value = kind(text)
-            except ValueError:
-                raise ConfigError(f"{name} must be a {'whole ' if kind is int else ''}number, got {text!r}") from None
-            if not low <= value <= high:
-                raise ConfigError(f"{name} must be between {low} and {high}, got {text}")
-            values[field] = value
+        defaults = cls()
+        values: dict[str, object] = {
+            "enabled": env_flag(env, "EMAIL_WARMUP", defaults.enabled),
+            "start": env_int(env, "EMAIL_WARMUP_START", defaults.start, low=1, high=1_000_000),
+            "growth": env_number(env, "EMAIL_WARMUP_GROWTH", defaults.growth, low=1.0, high=10.0),
+            "maximum": env_int(env, "EMAIL_WARMUP_MAX", defaults.maximum, low=1, high=10_000_000),
+        }
         schedule = cls(**values)  # type: ignore[arg-type]
         if schedule.maximum < schedule.start:
             raise ConfigError(f"EMAIL_WARMUP_MAX ({schedule.maximum}) is below EMAIL_WARMUP_START ({schedule.start})")

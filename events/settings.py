@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 import msgspec
@@ -62,7 +64,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise ConfigError(f"TOUCHLINE_STREAM_REPLICAS must be 1 to 5 (a JetStream limit), got {v!r}")
             values["stream_replicas"] = int(v)
         if v := _get(env, "TOUCHLINE_ACK_WAIT_S"):
-            values["ack_wait_s"] = _seconds("TOUCHLINE_ACK_WAIT_S", v, low=2.0, high=3600.0)
+            values["ack_wait_s"] = parse_number("TOUCHLINE_ACK_WAIT_S", v, low=2.0, high=3600.0, unit="seconds")
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"]))
@@ -98,14 +100,63 @@ def _port(name: str, value: str) -> int:
     return port
 
 
-def _seconds(name: str, value: str, *, low: float, high: float) -> float:
+# --- reading numbers and switches from the environment (every part's settings use these) ----------
+
+_ON: Final = frozenset({"1", "true", "on", "yes"})
+_OFF: Final = frozenset({"0", "false", "off", "no"})
+
+
+def env_text(env: Mapping[str, str], name: str) -> str | None:
+    """The variable's value without surrounding spaces; None when unset or blank."""
+    value = env.get(name)
+    return value.strip() if value is not None and value.strip() else None
+
+
+def parse_number(name: str, raw: str, *, low: float, high: float, unit: str = "") -> float:
+    """A finite number within [low, high]; a ConfigError naming the variable otherwise."""
     try:
-        seconds = float(value)
+        value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
-    if not low <= seconds <= high:  # also refuses nan and inf
-        raise ConfigError(f"{name} must be between {low:g} and {high:g} seconds, got {value}")
-    return seconds
+        raise ConfigError(f"{name} must be a number{' of ' + unit if unit else ''}, got {raw!r}") from None
+    if not math.isfinite(value) or not low <= value <= high:  # nan and inf are refused too
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}{' ' + unit if unit else ''}, got {raw}")
+    return value
+
+
+def parse_int(name: str, raw: str, *, low: int, high: int | None = None) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if high is None and value < low:
+        raise ConfigError(f"{name} must be at least {low}, got {value}")
+    if high is not None and not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def parse_flag(name: str, raw: str) -> bool:
+    folded = raw.strip().lower()
+    if folded in _ON:
+        return True
+    if folded in _OFF:
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (on or off), got {raw!r}")
+
+
+def env_number(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = env_text(env, name)
+    return default if raw is None else parse_number(name, raw, low=low, high=high)
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int | None = None) -> int:
+    raw = env_text(env, name)
+    return default if raw is None else parse_int(name, raw, low=low, high=high)
+
+
+def env_flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = env_text(env, name)
+    return default if raw is None else parse_flag(name, raw)
 
 
 def _token(name: str, value: str) -> str:

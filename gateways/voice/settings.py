@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from typing import Final
@@ -10,6 +9,7 @@ from typing import Final
 import msgspec
 
 from events.errors import ConfigError
+from events.settings import env_flag, env_number
 
 DEFAULT_OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
 FALLBACK_TEXT: Final = (
@@ -24,28 +24,6 @@ def openai_key(env: Mapping[str, str]) -> str | None:
         if value := (env.get(name) or "").strip():
             return value
     return None
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if raw in ("", "0", "false", "off", "no"):
-        return False
-    if raw in ("1", "true", "on", "yes"):
-        return True
-    raise ConfigError(f"{name} must be on or off (1/0), got {raw!r}")
-
-
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if not math.isfinite(value) or not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw}")
-    return value
 
 
 class VoiceSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,19 +53,19 @@ class VoiceSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError(f"OPENAI_BASE_URL must be an http(s) URL, got {base!r}")
         return cls(
             gateway_token=(env.get("VOICE_GATEWAY_TOKEN") or "").strip() or None,
-            allow_unauthenticated_telnyx=_flag(env, "VOICE_ALLOW_UNAUTHENTICATED_TELNYX"),
+            allow_unauthenticated_telnyx=env_flag(env, "VOICE_ALLOW_UNAUTHENTICATED_TELNYX"),
             openai_api_key=openai_key(env),
             openai_base_url=base,
             realtime_model=(env.get("OPENAI_REALTIME_MODEL") or "").strip() or "gpt-4o-realtime-preview",
             realtime_voice=(env.get("OPENAI_REALTIME_VOICE") or env.get("OPENAI_TTS_VOICE") or "").strip() or "alloy",
             tts_model=(env.get("OPENAI_TTS_MODEL") or "").strip() or "gpt-4o-mini-tts",
             tts_voice=(env.get("OPENAI_TTS_VOICE") or "").strip() or "alloy",
-            tts_speed=_number(env, "TTS_SPEED", 1.2, 0.25, 4.0),
+            tts_speed=env_number(env, "TTS_SPEED", 1.2, low=0.25, high=4.0),
             text_model=(env.get("OPENAI_TEXT_MODEL") or "").strip() or "gpt-4.1-mini",
             handoff_url=(env.get("SUPABASE_VOICE_HANDOFF_URL") or "").strip() or None,
             handoff_token=(env.get("SUPABASE_VOICE_HANDOFF_TOKEN") or "").strip() or None,
-            playout_lead_ms=_number(env, "VOICE_PLAYOUT_LEAD_MS", 60.0, 0.0, 1000.0),
-            connect_timeout_s=_number(env, "VOICE_CONNECT_TIMEOUT_S", 5.0, 0.1, 60.0),
+            playout_lead_ms=env_number(env, "VOICE_PLAYOUT_LEAD_MS", 60.0, low=0.0, high=1000.0),
+            connect_timeout_s=env_number(env, "VOICE_CONNECT_TIMEOUT_S", 5.0, low=0.1, high=60.0),
         )
 
     @property

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from events.errors import ConfigError
-from events.settings import Settings
+from events.settings import Settings, env_flag, env_int, env_number
 
 
 def test_defaults_are_the_embedded_servers() -> None:
@@ -70,3 +71,22 @@ def test_the_ack_wait_is_seconds_within_bounds() -> None:
     ):
         with pytest.raises(ConfigError, match=f"TOUCHLINE_ACK_WAIT_S {message}"):
             Settings.from_env({"TOUCHLINE_ACK_WAIT_S": bad})
+
+
+def test_the_shared_readers_name_the_variable_and_refuse_what_is_not_a_value() -> None:
+    env = {"N": " 2.5 ", "I": "7", "F": "On", "BLANK": "  "}
+    assert env_number(env, "N", 1.0, low=0, high=10) == 2.5 and env_number(env, "BLANK", 1.0, low=0, high=10) == 1.0
+    assert env_int(env, "I", 1, low=1, high=10) == 7 and env_int(env, "MISSING", 3, low=1) == 3
+    assert env_flag(env, "F") is True and env_flag(env, "BLANK", True) is True and env_flag({}, "F") is False
+    refused: list[tuple[Callable[[], object], str]] = [
+        (lambda: env_number({"N": "inf"}, "N", 1.0, low=0, high=10), "N must be between 0 and 10, got inf"),
+        (lambda: env_number({"N": "many"}, "N", 1.0, low=0, high=10), "N must be a number, got 'many'"),
+        (lambda: env_int({"I": "2.5"}, "I", 1, low=1), "I must be a whole number, got '2.5'"),
+        (lambda: env_int({"I": "0"}, "I", 1, low=1), "I must be at least 1, got 0"),
+        (lambda: env_int({"I": "99"}, "I", 1, low=1, high=50), "I must be between 1 and 50, got 99"),
+        (lambda: env_flag({"F": "maybe"}, "F"), "F must be 1 or 0 (on or off), got 'maybe'"),
+    ]
+    for call, message in refused:
+        with pytest.raises(ConfigError) as caught:
+            call()
+        assert str(caught.value) == message
