@@ -31,7 +31,7 @@ import structlog
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from actors.inbound import receive_inbound, record_auto_reply, record_delivery
+from actors.inbound import InboundResult, receive_inbound, record_auto_reply, record_delivery
 from events.errors import NotFound
 from gateways.http import SETTINGS, STORE, HttpError, json_response
 from gateways.providers import ChannelProviders
@@ -254,40 +254,26 @@ async def _telnyx_inbound(request: web.Request, payload: dict[str, Any]) -> web.
         duplicate=result.duplicate,
     )
     answer = {"recorded": not result.duplicate, "keyword": result.keyword}
-    if result.reply is not None and result.keyword is not None:
-        failed = await _api_reply(
-            request,
-            provider="telnyx",
-            channel="sms",
-            in_reply_to=message_id,
-            to=sender,
-            ours=to,
-            text=result.reply,
-            kind=result.keyword,
-            account_id=result.account_id,
-        )
-        if failed is not None:
-            return _reply_failed("telnyx", failed, answer)
+    failed = await _api_reply(
+        request, result, provider="telnyx", channel="sms", in_reply_to=message_id, to=sender, ours=to
+    )
+    if failed is not None:
+        return _reply_failed("telnyx", failed, answer)
     return json_response(answer)
 
 
 async def _api_reply(
-    request: web.Request,
-    *,
-    provider: str,
-    channel: str,
-    in_reply_to: str,
-    to: str,
-    ours: str,
-    text: str,
-    kind: str,
-    account_id: UUID | None,
+    request: web.Request, result: InboundResult, *, provider: str, channel: str, in_reply_to: str, to: str, ours: str
 ) -> str | None:
-    """A STOP/START/HELP answer sent through the provider's API (when that provider carries the channel).
+    """The STOP/START/HELP answer `result` owes, sent through the provider's API (when that provider
+    carries the channel).
 
-    None when it went out (or cannot go out this way at all); else why it failed, for the webhook
-    to answer 503 so the provider delivers it again and the retry sends the answer.
+    None when it went out, or none is owed, or it cannot go out this way at all; else why it
+    failed, for the webhook to answer 503 so the provider delivers it again and the retry sends it.
     """
+    text, kind, account_id = result.reply, result.keyword, result.account_id
+    if text is None or kind is None:
+        return None
     client = request.app[PROVIDERS].for_channel(channel)
     if client.name != provider:
         log.warning(
@@ -492,20 +478,11 @@ async def _meta_inbound(request: web.Request, message: dict[str, Any], ours: str
         batch.duplicates += 1
     else:
         batch.messages += 1
-    if result.reply is not None and result.keyword is not None:
-        failed = await _api_reply(
-            request,
-            provider="meta",
-            channel="whatsapp",
-            in_reply_to=message_id,
-            to=sender,
-            ours=ours,
-            text=result.reply,
-            kind=result.keyword,
-            account_id=result.account_id,
-        )
-        if failed is not None:
-            batch.unanswered.append(f"{message_id}: {failed}")
+    failed = await _api_reply(
+        request, result, provider="meta", channel="whatsapp", in_reply_to=message_id, to=sender, ours=ours
+    )
+    if failed is not None:
+        batch.unanswered.append(f"{message_id}: {failed}")
 
 
 async def _meta_status(request: web.Request, status: dict[str, Any], batch: _MetaBatch) -> None:
