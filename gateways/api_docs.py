@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateways.api_command_os import CommandBody
 from gateways.api_core import CreateCampaignBody, ReasonBody, SettingsBody
 from gateways.api_programs import StartBody, StopBody
+from gateways.command_bus import COMMANDS as COMMAND_NAMES
 from gateways.openapi import Operation, Param, document_routes
 
 LIMIT = Param(name="limit", type="integer", description="page size")
@@ -143,6 +144,19 @@ document_routes(
         tag="programs",
         body=StopBody,
         params=(KEY,),
+    ),
+    Operation(
+        method="POST",
+        path="/api/commands/{name}",
+        summary=(
+            "A command by name (the bus's commands: " + ", ".join(sorted(COMMAND_NAMES)) + "), its JSON object "
+            "as the body; answered with the events it produced. Idempotency-Key makes a retry answer from the log"
+        ),
+        tag="commands",
+        params=(
+            Param(name="name", where="path", description="one of " + ", ".join(sorted(COMMAND_NAMES))),
+            Param(name="Idempotency-Key", where="header", description="the command id (a UUID, or any text)"),
+        ),
     ),
     Operation(
         method="POST",

@@ -43,7 +43,7 @@ from actors.dispatch import requeue
 from actors.programs import Programs
 from events.catalog import LeadIngested, LeadSuppressed, lead_stream
 from events.envelope import Envelope
-from events.errors import CommandRejected, ConcurrencyError, LogError
+from events.errors import CommandRejected, ConcurrencyError, LogError, NotFound
 from events.postgres import PostgresEventStore
 from events.settings import Settings
 from events.store import NO_STREAM, AppendResult, EventFilter, EventStore, NewEvent, StreamAppend, VerifyReport
@@ -355,8 +355,6 @@ def parse_subject(prefix: str, subject: str) -> tuple[UUID, str]:
         account = UUID(account_text)
     except ValueError:
         raise Refused(f"the subject's account {account_text!r} is not a UUID", field="account") from None
-    if name not in COMMANDS:
-        raise Refused(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}", field="command")
     return account, name
 
 
@@ -386,23 +384,108 @@ def _event(env: Envelope) -> dict[str, Any]:
     }
 
 
+def command_id_from(raw: str | None, kind: str) -> UUID | None:
+    """A `Nats-Msg-Id` or `Idempotency-Key` as a command id: itself when a UUID, else derived from it."""
+    if not raw or not raw.strip():
+        return None
+    try:
+        return UUID(raw.strip())
+    except ValueError:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}:{raw.strip()}")
+
+
+class Commands:
+    """Carries out commands by name for an account: the bus service and the HTTP API share it."""
+
+    def __init__(self, store: PostgresEventStore) -> None:
+        self.store = store
+        self.handled = 0
+        self.refused = 0
+
+    async def carry_out(self, account: UUID, name: str, data: bytes, given_id: UUID | None = None) -> dict[str, Any]:
+        """One command: what it did and the events it appended, or why it was refused."""
+        command_id: UUID | None = None
+        try:
+            if name not in COMMANDS:
+                raise Refused(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}", field="command")
+            if b"\\u0000" in data or b"\x00" in data:  # PostgreSQL text cannot hold NUL: refused by name
+                raise Refused(f"{name}: text may not contain NUL characters (\\u0000)")
+            body = parse_body(name, data)
+            given = body.command_id or given_id
+            command_id = given or uuid.uuid4()
+            earlier = await self._events(command_id) if given else []  # a fresh id has no history
+            if earlier:
+                if earlier[0].account_id != account:
+                    raise Refused(f"command id {command_id} was used for another account", field="command_id")
+                self.handled += 1
+                return self._ok(name, command_id, None, earlier, replayed=True)
+            _, handler = COMMANDS[name]
+            result = await handler(CommandScope(self.store, command_id), account, body)
+            self.handled += 1
+            log.info("command_handled", command=name, command_id=str(command_id), account=str(account))
+            return self._ok(name, command_id, result, await self._events(command_id), replayed=False)
+        except Refused as exc:
+            return self._refused(name, command_id, exc.message, exc.field)
+        except NotFound as exc:
+            return self._refused(name, command_id, str(exc), exc.field, not_found=True)
+        except CommandRejected as exc:
+            return self._refused(name, command_id, str(exc), exc.field)
+        except ConcurrencyError as exc:
+            return self._refused(name, command_id, f"{exc}; the state changed meanwhile: send it again", None)
+        except LogError as exc:
+            return self._refused(name, command_id, str(exc), None)
+
+    async def _events(self, command_id: UUID) -> list[Envelope]:
+        return await self.store.read_correlated(command_id, limit=MAX_EVENTS_ANSWERED)
+
+    def _ok(
+        self, name: str, command_id: UUID, result: dict[str, Any] | None, events: list[Envelope], *, replayed: bool
+    ) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "command": name,
+            "command_id": str(command_id),
+            "replayed": replayed,
+            "result": result,
+            "events": [_event(e) for e in events],
+        }
+
+    def _refused(
+        self, name: str | None, command_id: UUID | None, error: str, field: str | None, *, not_found: bool = False
+    ) -> dict[str, Any]:
+        self.refused += 1
+        log.info("command_refused", command=name, error=error, field=field)
+        answer: dict[str, Any] = {"ok": False, "command": name, "error": error, "field": field}
+        if not_found:
+            answer["not_found"] = True
+        if command_id is not None:
+            answer["command_id"] = str(command_id)
+        return answer
+
+
 class CommandService:
     """The `commands` role: one member of the NATS queue group that carries out bus commands."""
 
     name = "commands"
 
     def __init__(self, store: PostgresEventStore, nc: NATS, settings: Settings) -> None:
-        self.store = store
+        self.commands = Commands(store)
         self.nc = nc
         self.subject = f"{settings.subject_prefix}.commands.*.>"  # names have dots: campaign.pause
         self.prefix = settings.subject_prefix
-        self.handled = 0
-        self.refused = 0
         self._sub: Subscription | None = None
         self._slots = anyio.Semaphore(MAX_IN_FLIGHT)
         self._idle = anyio.Event()
         self._idle.set()
         self._in_flight = 0
+
+    @property
+    def handled(self) -> int:
+        return self.commands.handled
+
+    @property
+    def refused(self) -> int:
+        return self.commands.refused
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         sub = self._sub = await self.nc.subscribe(self.subject, queue=QUEUE)
@@ -433,11 +516,15 @@ class CommandService:
 
     async def _serve(self, msg: Msg) -> None:
         try:
-            answer = await self.answer(msg.subject, msg.data, msg.headers or {})
+            try:
+                answer = await self.answer(msg.subject, msg.data, msg.headers or {})
+            except Exception as exc:  # one command's failure never stops the service, nor leaves it unanswered
+                log.exception("command_failed", subject=msg.subject)
+                answer = {"ok": False, "error": f"internal error carrying out the command: {type(exc).__name__}"}
             if msg.reply:
                 await msg.respond(msgspec.json.encode(answer))
-        except Exception:  # one command's failure never stops the service
-            log.exception("command_failed", subject=msg.subject)
+        except Exception:
+            log.exception("command_reply_failed", subject=msg.subject)
         finally:
             self._in_flight -= 1
             self._slots.release()
@@ -445,67 +532,21 @@ class CommandService:
                 self._idle.set()
 
     async def answer(self, subject: str, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
-        """Carry out one command and say what happened (or why not)."""
-        name: str | None = None
-        command_id: UUID | None = None
+        """Carry out the command a bus message names and say what happened (or why not)."""
         try:
             account, name = parse_subject(self.prefix, subject)
-            body = parse_body(name, data)
-            given = body.command_id or _header_id(headers)
-            command_id = given or uuid.uuid4()
-            earlier = await self._events(command_id) if given else []  # a fresh id has no history
-            if earlier:
-                if earlier[0].account_id != account:
-                    raise Refused(f"command id {command_id} was used for another account", field="command_id")
-                self.handled += 1
-                return self._ok(name, command_id, None, earlier, replayed=True)
-            scope = CommandScope(self.store, command_id)
-            _, handler = COMMANDS[name]
-            result = await handler(scope, account, body)
-            self.handled += 1
-            log.info("command_handled", command=name, command_id=str(command_id), account=str(account))
-            return self._ok(name, command_id, result, await self._events(command_id), replayed=False)
         except Refused as exc:
-            return self._refused(name, command_id, exc.message, exc.field)
-        except CommandRejected as exc:
-            return self._refused(name, command_id, str(exc), exc.field)
-        except ConcurrencyError as exc:
-            return self._refused(name, command_id, f"{exc}; the state changed meanwhile: send it again", None)
-        except LogError as exc:
-            return self._refused(name, command_id, str(exc), None)
-
-    async def _events(self, command_id: UUID) -> list[Envelope]:
-        return await self.store.read_correlated(command_id, limit=MAX_EVENTS_ANSWERED)
-
-    def _ok(
-        self, name: str, command_id: UUID, result: dict[str, Any] | None, events: list[Envelope], *, replayed: bool
-    ) -> dict[str, Any]:
-        return {
-            "ok": True,
-            "command": name,
-            "command_id": str(command_id),
-            "replayed": replayed,
-            "result": result,
-            "events": [_event(e) for e in events],
-        }
-
-    def _refused(self, name: str | None, command_id: UUID | None, error: str, field: str | None) -> dict[str, Any]:
-        self.refused += 1
-        log.info("command_refused", command=name, error=error, field=field)
-        answer: dict[str, Any] = {"ok": False, "command": name, "error": error, "field": field}
-        if command_id is not None:
-            answer["command_id"] = str(command_id)
-        return answer
+            return self.commands._refused(None, None, exc.message, exc.field)
+        return await self.commands.carry_out(account, name, data, command_id_from(headers.get("Nats-Msg-Id"), "nats"))
 
 
-def _header_id(headers: dict[str, str]) -> UUID | None:
-    raw = headers.get("Nats-Msg-Id")
-    if not raw:
-        return None
-    try:
-        return UUID(raw)
-    except ValueError:
-        return uuid.uuid5(uuid.NAMESPACE_URL, f"nats-msg-id:{raw}")
-
-
-__all__ = ["COMMANDS", "CommandScope", "CommandService", "Refused", "parse_body", "parse_subject"]
+__all__ = [
+    "COMMANDS",
+    "CommandScope",
+    "CommandService",
+    "Commands",
+    "Refused",
+    "command_id_from",
+    "parse_body",
+    "parse_subject",
+]

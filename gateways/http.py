@@ -225,7 +225,7 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(store: PostgresEventStore, settings: Settings, env: Mapping[str, str] | None = None) -> web.Application:
     # Imported here: the route modules use this module's keys and helpers.
-    from gateways import api_command_os, api_core, api_docs, api_programs, console, openapi, webhooks
+    from gateways import api_command_os, api_commands, api_core, api_docs, api_programs, console, openapi, webhooks
     from gateways.console import cookie_auth_middleware
     from gateways.voice import routes as voice_routes
 
@@ -237,6 +237,7 @@ def create_app(store: PostgresEventStore, settings: Settings, env: Mapping[str, 
     app.router.add_get("/health", health)
     api_programs.add_routes(app)
     api_command_os.add_routes(app, env)
+    api_commands.add_routes(app)
     api_core.add_routes(app, env)
     console.add_routes(app, env)  # last: it ends with a catch-all for the console's own 404 page
     openapi.add_routes(app)

@@ -18,7 +18,7 @@ from gateways.http import json_response
 
 class Param(msgspec.Struct, frozen=True, kw_only=True):
     name: str
-    where: str = "query"  # query | path
+    where: str = "query"  # query | path | header
     type: str = "string"  # string | integer | boolean
     required: bool = False
     description: str = ""

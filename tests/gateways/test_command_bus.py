@@ -140,7 +140,7 @@ async def test_a_service_ingests_leads_once_per_source_id_and_suppresses_them(
         ("lead.ingest", {"source": "website", "external_id": "1", "phone": "305-555"}, A, "phone", "E.164"),
         ("lead.ingest", {"source": "website", "external_id": "1"}, A, "phone", "a phone or an email"),
         ("lead.ingest", {"source": "web site", "external_id": "1", "email": "a@b.co"}, A, "source", "lower-case"),
-        ("lead.ingest", {"source": "website", "external_id": "1\x00", "email": "a@b.co"}, A, "external_id", "NUL"),
+        ("lead.ingest", {"source": "website", "external_id": "1\x00", "email": "a@b.co"}, A, None, "NUL"),
         ("touch.requeue", {"touch_run_id": str(uuid.uuid4()), "by": "ops"}, A, "touch_run_id", "no touch run"),
         ("program.start", {"program": "myspace", "city": "miami"}, A, None, "myspace"),
     ],
