@@ -278,6 +278,7 @@ def compose(
         template_variables={"1": values["first_name"] or "", "2": values["title"]} if channel == "whatsapp" else {},
         in_session=last is not None and now - last < WHATSAPP_WINDOW,
         attempt=touch.attempt,
+        sender=org.senders.get(channel),
     )
 
 

@@ -9,12 +9,21 @@ from uuid import UUID
 import msgspec
 
 from actors.campaigns import CHANNELS
-from events.catalog import DailyCapsSet, Event, LeadgenRouting, LeadgenRoutingSet, OrgSettingsUpdated, org_stream
+from events.catalog import (
+    DailyCapsSet,
+    Event,
+    LeadgenRouting,
+    LeadgenRoutingSet,
+    OrgSettingsUpdated,
+    SendersSet,
+    org_stream,
+)
 from events.errors import CommandRejected
 from events.store import EventStore
 
 _EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 _E164: Final = re.compile(r"^\+[1-9]\d{7,14}$")
+_PHONE_NUMBER_ID: Final = re.compile(r"^\d{6,20}$")  # Meta's id of a WhatsApp sender number
 _VERTICAL: Final = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 
 
@@ -27,6 +36,7 @@ class OrgState(msgspec.Struct, kw_only=True):
     vertical: str = "car_dealer"
     leadgen_routing: LeadgenRouting | None = None
     daily_caps: dict[str, int] = {}
+    senders: dict[str, str] = {}  # channel → the account's own sender (else the deployment's)
     version: int = 0
 
     @property
@@ -48,6 +58,8 @@ def fold_org(account_id: UUID, events: list[Event]) -> OrgState:
                 state.leadgen_routing = routing
             case DailyCapsSet(caps=caps):
                 state.daily_caps = dict(caps)
+            case SendersSet(senders=senders):
+                state.senders = dict(senders)
     return state
 
 
@@ -134,5 +146,32 @@ class OrgSettings:
                 raise CommandRejected(command, message, field=f"caps.{channel}")
         state = await self.get(account_id)
         event = DailyCapsSet(account_id=account_id, caps=dict(sorted(caps.items())))
+        await self.store.append(org_stream(account_id), [event], expected_version=state.version)
+        return await self.get(account_id)
+
+    async def set_senders(self, account_id: UUID, senders: dict[str, str]) -> OrgState:
+        """The account's own sender per channel (replaced whole; {} goes back to the deployment's)."""
+        command = "settings.senders"
+        checked = {}
+        for channel, raw in senders.items():
+            if channel not in CHANNELS:
+                known = ", ".join(sorted(CHANNELS))
+                raise CommandRejected(command, f"unknown channel {channel!r}; use one of {known}", field=channel)
+            value = raw.strip()
+            if channel == "email":
+                value = value.lower()
+                if not _EMAIL.match(value):
+                    raise CommandRejected(command, f"{raw!r} is not an email address", field=channel)
+            else:
+                value = re.sub(r"[\s().-]", "", value)
+                meta_id = channel == "whatsapp" and _PHONE_NUMBER_ID.match(value)
+                if not _E164.match(value) and not meta_id:
+                    hint = " or a WhatsApp phone number id (digits)" if channel == "whatsapp" else ""
+                    raise CommandRejected(
+                        command, f"{raw!r} is not an E.164 number (e.g. +13055550100){hint}", field=channel
+                    )
+            checked[channel] = value
+        state = await self.get(account_id)
+        event = SendersSet(account_id=account_id, senders=dict(sorted(checked.items())))
         await self.store.append(org_stream(account_id), [event], expected_version=state.version)
         return await self.get(account_id)

@@ -104,7 +104,7 @@ class RoutingBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class SettingsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The onboarding settings; a field left out keeps its value, `daily_caps` is replaced whole."""
+    """The onboarding settings; a field left out keeps its value, `daily_caps` and `senders` are replaced whole."""
 
     business_name: str | msgspec.UnsetType = msgspec.UNSET
     contact_email: str | msgspec.UnsetType = msgspec.UNSET
@@ -113,6 +113,7 @@ class SettingsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     vertical: str | msgspec.UnsetType = msgspec.UNSET
     leadgen_routing: RoutingBody | msgspec.UnsetType = msgspec.UNSET
     daily_caps: dict[str, int] | msgspec.UnsetType = msgspec.UNSET
+    senders: dict[str, str] | msgspec.UnsetType = msgspec.UNSET  # channel → the account's own sender
 
 
 _IDENTITY: Final = ("business_name", "contact_email", "contact_phone", "contact_whatsapp", "vertical")
@@ -417,6 +418,7 @@ def _settings(state: OrgState) -> dict[str, Any]:
         "leadgen_routing": state.leadgen_routing,
         "routing_active": state.routing_active,
         "daily_caps": state.daily_caps,
+        "senders": state.senders,
         "version": state.version,
     }
 
@@ -444,7 +446,7 @@ def _routing(current: LeadgenRouting | None, body: RoutingBody) -> LeadgenRoutin
 
 
 async def _apply_settings(org: OrgSettings, state: OrgState, body: SettingsBody) -> None:
-    """The body's sections as org commands, in order: identity, routing, daily caps."""
+    """The body's sections as org commands, in order: identity, routing, daily caps, senders."""
     account_id = state.account_id
     if any(not isinstance(getattr(body, name), msgspec.UnsetType) for name in _IDENTITY):
         try:
@@ -468,6 +470,11 @@ async def _apply_settings(org: OrgSettings, state: OrgState, body: SettingsBody)
             await org.set_daily_caps(account_id, body.daily_caps)
         except CommandRejected as exc:
             raise _rejected(exc, "daily_caps.", strip="caps.") from None
+    if not isinstance(body.senders, msgspec.UnsetType):
+        try:
+            await org.set_senders(account_id, body.senders)
+        except CommandRejected as exc:
+            raise _rejected(exc, "senders.") from None
 
 
 async def get_settings(request: web.Request) -> web.Response:

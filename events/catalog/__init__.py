@@ -64,7 +64,14 @@ from events.catalog.message import (
     inbound_stream,
     warmup_stream,
 )
-from events.catalog.org import DailyCapsSet, LeadgenRouting, LeadgenRoutingSet, OrgSettingsUpdated, org_stream
+from events.catalog.org import (
+    DailyCapsSet,
+    LeadgenRouting,
+    LeadgenRoutingSet,
+    OrgSettingsUpdated,
+    SendersSet,
+    org_stream,
+)
 from events.catalog.program import ProgramStarted, ProgramStopped, program_stream
 from events.catalog.touch import (
     ProviderRequestRecorded,
@@ -137,6 +144,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     LeadUnenrolled,
     DailyCapsSet,
     DailyCapSlotTaken,
+    SendersSet,
     ApiTokenIssued,
     ApiTokenRevoked,
 )
@@ -174,6 +182,7 @@ __all__ = [
     "CrawlTaskLeaseExtended",
     "DailyCapSlotTaken",
     "DailyCapsSet",
+    "SendersSet",
     "DtmfReceived",
     "Event",
     "EventParked",

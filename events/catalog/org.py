@@ -41,3 +41,12 @@ class DailyCapsSet(Event, frozen=True):
 
     account_id: UUID
     caps: dict[str, int]
+
+
+class SendersSet(Event, frozen=True):
+    """The account's own senders, per channel: `sms` and `voice` an E.164 number, `whatsapp` an
+    E.164 number (Twilio) or a WhatsApp phone number id (Meta), `email` an address. A channel not
+    named goes out from the deployment's sender (the provider's environment)."""
+
+    account_id: UUID
+    senders: dict[str, str]

@@ -77,6 +77,9 @@ class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     template_variables: dict[str, str] = {}
     in_session: bool = False  # WhatsApp: the lead wrote within the last 24 hours
     attempt: int = 1
+    # The account's own sender on this channel (its number, Meta phone number id or address);
+    # None: the deployment's, from the provider's environment.
+    sender: str | None = None
 
 
 class WireRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -50,7 +50,7 @@ class ElasticEmail(Provider):
                     {"ContentType": "HTML", "Content": f"<html><body>{paragraphs}</body></html>", "Charset": "utf-8"},
                     {"ContentType": "PlainText", "Content": message.body, "Charset": "utf-8"},
                 ],
-                "From": self.from_address,
+                "From": message.sender or self.from_address,
                 "Subject": message.subject or "",
                 "Headers": {"X-Touchline-Touch": str(message.touch_run_id)},
                 "Postback": str(message.touch_run_id),

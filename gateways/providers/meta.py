@@ -78,6 +78,13 @@ class MetaWhatsApp(Provider):
         return {"Authorization": f"Bearer {self.config.access_token}"}
 
     def build(self, message: OutboundMessage) -> WireRequest:
+        if message.sender is not None and not message.sender.isdigit():
+            raise ProviderFailure(
+                self.name,
+                f"the account's WhatsApp sender {message.sender!r} is not a Meta phone number id (digits): "
+                "the Cloud API sends from an id, not from a number",
+                outcome="rejected",
+            )
         payload: dict[str, object] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
@@ -102,7 +109,8 @@ class MetaWhatsApp(Provider):
                 outcome="template_required",
                 code="131047",
             )
-        return json_request("POST", f"{self.config.base_url}/{self.config.phone_number_id}/messages", payload)
+        phone_number_id = message.sender or self.config.phone_number_id  # the account's own number, if it has one
+        return json_request("POST", f"{self.config.base_url}/{phone_number_id}/messages", payload)
 
     def message_id(self, answer: Answer) -> str | None:
         data = answer.json()

@@ -108,8 +108,8 @@ class TelnyxSms(_Telnyx):
 
     def build(self, message: OutboundMessage) -> WireRequest:
         payload: dict[str, object] = {"to": message.to, "text": message.body, "type": "SMS"}
-        if self.config.from_number:
-            payload["from"] = self.config.from_number
+        if sender := message.sender or self.config.from_number:  # the account's number, else the deployment's
+            payload["from"] = sender
         if self.config.messaging_profile_id:
             payload["messaging_profile_id"] = self.config.messaging_profile_id
         if "from" not in payload and "messaging_profile_id" not in payload:
@@ -133,7 +133,8 @@ class TelnyxVoice(_Telnyx):
             raise ProviderFailure(
                 self.name, "set TELNYX_CONNECTION_ID (or TELNYX_APP_ID) to place calls", outcome="rejected"
             )
-        if not self.config.from_number:
+        caller = message.sender or self.config.from_number
+        if not caller:
             raise ProviderFailure(self.name, "set TELNYX_FROM_NUMBER to place calls", outcome="rejected")
         state = {
             "touch_run_id": str(message.touch_run_id),
@@ -143,7 +144,7 @@ class TelnyxVoice(_Telnyx):
         payload: dict[str, object] = {
             "connection_id": self.config.connection_id,
             "to": message.to,
-            "from": self.config.from_number,
+            "from": caller,
             "client_state": base64.b64encode(json.dumps(state).encode()).decode(),
         }
         if self.webhook_url:

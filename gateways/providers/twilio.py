@@ -159,14 +159,14 @@ class _Twilio(Provider):
     def to(self, message: OutboundMessage) -> str:
         return message.to
 
-    def sender(self) -> dict[str, str]:
+    def sender(self, message: OutboundMessage) -> dict[str, str]:
         raise NotImplementedError
 
     async def lookup(self, message: OutboundMessage, since: datetime) -> str | None:
         """Ask Twilio for messages (calls) to this number since `since`: the one this touch made, if any."""
         day = (since - timedelta(days=1)).astimezone(UTC).date().isoformat()
         params = {"To": self.to(message), "PageSize": "50", self.date_filter: day}
-        sender = self.sender()
+        sender = self.sender(message)
         if "From" in sender:
             params["From"] = sender["From"]
         query = urlencode(params)
@@ -189,10 +189,24 @@ class _Twilio(Provider):
         return True
 
 
+def _number_sender(provider: str, sender: str) -> str:
+    """The account's sender as Twilio needs it: an E.164 number (a Meta phone number id is not one)."""
+    if not sender.startswith("+"):
+        raise ProviderFailure(
+            provider,
+            f"the account's sender {sender!r} is not an E.164 number (a WhatsApp phone number id is Meta's): "
+            "set the account's senders for this provider",
+            outcome="rejected",
+        )
+    return sender
+
+
 class TwilioSms(_Twilio):
     channel = "sms"
 
-    def sender(self) -> dict[str, str]:
+    def sender(self, message: OutboundMessage) -> dict[str, str]:
+        if message.sender:
+            return {"From": _number_sender(self.name, message.sender)}
         if self.config.messaging_service_sid:
             return {"MessagingServiceSid": self.config.messaging_service_sid}
         if self.config.from_number:
@@ -202,7 +216,7 @@ class TwilioSms(_Twilio):
         )
 
     def build(self, message: OutboundMessage) -> WireRequest:
-        form = {"To": message.to, **self.sender(), "Body": message.body, **self.callback(message)}
+        form = {"To": message.to, **self.sender(message), "Body": message.body, **self.callback(message)}
         return WireRequest(method="POST", url=self.url(), form=form)
 
     def same(self, item: dict[str, object], message: OutboundMessage) -> bool:
@@ -215,7 +229,9 @@ class TwilioWhatsApp(_Twilio):
     def to(self, message: OutboundMessage) -> str:
         return message.to if message.to.startswith("whatsapp:") else f"whatsapp:{message.to}"
 
-    def sender(self) -> dict[str, str]:
+    def sender(self, message: OutboundMessage) -> dict[str, str]:
+        if message.sender:
+            return {"From": "whatsapp:" + _number_sender(self.name, message.sender.removeprefix("whatsapp:"))}
         if self.config.messaging_service_sid:
             return {"MessagingServiceSid": self.config.messaging_service_sid}
         if self.config.whatsapp_from:
@@ -223,7 +239,7 @@ class TwilioWhatsApp(_Twilio):
         raise ProviderFailure(self.name, "set TWILIO_WHATSAPP_FROM to send WhatsApp messages", outcome="rejected")
 
     def build(self, message: OutboundMessage) -> WireRequest:
-        form = {"To": self.to(message), **self.sender()}
+        form = {"To": self.to(message), **self.sender(message)}
         content_sid = message.template if (message.template or "").startswith("HX") else None
         content_sid = content_sid or self.config.whatsapp_content_sid
         if message.in_session:
@@ -263,11 +279,13 @@ class TwilioVoice(_Twilio):
         super().__init__(http, config, status_callback=status_callback)
         self.stream_url = stream_url
 
-    def sender(self) -> dict[str, str]:
+    def sender(self, message: OutboundMessage) -> dict[str, str]:
+        if message.sender:
+            return {"From": _number_sender(self.name, message.sender)}
         if self.config.voice_from:
             return {"From": self.config.voice_from}
-        message = "set TWILIO_VOICE_FROM or TWILIO_FROM_NUMBER to place calls"
-        raise ProviderFailure(self.name, message, outcome="rejected")
+        missing = "set TWILIO_VOICE_FROM or TWILIO_FROM_NUMBER to place calls"
+        raise ProviderFailure(self.name, missing, outcome="rejected")
 
     def build(self, message: OutboundMessage) -> WireRequest:
         if not self.stream_url:
@@ -285,5 +303,5 @@ class TwilioVoice(_Twilio):
             f'<Parameter name="account_id" value="{message.account_id}"/>'
             "</Stream></Connect></Response>"
         )
-        form = {"To": message.to, **self.sender(), "Twiml": twiml, **self.callback(message)}
+        form = {"To": message.to, **self.sender(message), "Twiml": twiml, **self.callback(message)}
         return WireRequest(method="POST", url=self.url(), form=form)

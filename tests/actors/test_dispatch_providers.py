@@ -20,6 +20,7 @@ from nats.aio.client import Client as NATS
 from actors.campaigns import StepSpec
 from actors.clock import FakeClock
 from actors.dispatch import DispatchEngine
+from actors.org import OrgSettings
 from actors.warmup import WarmupSchedule
 from events.catalog import TouchRunClaimed, touch_stream
 from events.envelope import Envelope
@@ -406,3 +407,39 @@ async def test_two_engines_share_the_touches_and_each_is_sent_exactly_once(
     assert len(claims) == 40
     assert len({e.stream_id for e in claims}) == 40
     assert sorted(r.form["To"] for r in fake.sent("twilio")) == sorted(f"+130555510{i:02d}" for i in range(40))
+
+
+async def test_an_accounts_own_senders_replace_the_deployments_on_every_provider(
+    pg_store: PostgresEventStore, nc: NATS, settings: Settings, fake: FakeProviders
+) -> None:
+    setup = Setup(pg_store)
+    await setup.campaign(
+        StepSpec(step=1, channel="sms"),
+        StepSpec(step=2, channel="email"),
+        StepSpec(step=3, channel="whatsapp", template="HXb5b62575e6e4ff6129ad7c8efe1f983e"),
+    )
+    await OrgSettings(pg_store).set_senders(
+        ACCOUNT, {"sms": "+1 (786) 555-0142", "email": "Ventas@AutosBrickell.example", "whatsapp": "+17865550143"}
+    )
+    lead = await setup.lead()
+    async with Run(pg_store, nc, settings).engines(engine(env_with(fake, WHATSAPP_PROVIDER="twilio"))):
+        for step, channel in ((1, "sms"), (2, "email"), (3, "whatsapp")):
+            await until_last(pg_store, await setup.touch(lead, channel, step=step), "TouchRunDispatched")
+    sms, whatsapp = fake.sent("twilio")
+    assert sms.form["From"] == "+17865550142" and "MessagingServiceSid" not in sms.form
+    assert whatsapp.form["From"] == "whatsapp:+17865550143"
+    [email] = fake.sent("elastic", "email.send")
+    assert email.json["Content"]["From"] == "ventas@autosbrickell.example"
+
+    # Telnyx takes the number too; Meta sends from a phone number id, so a number there is refused.
+    async with Run(pg_store, nc, settings).engines(engine(env_with(fake, SMS_PROVIDER="telnyx"), worker_id="t")):
+        await until_last(pg_store, await setup.touch(lead, "sms", step=1), "TouchRunDispatched")
+        refused = await until_last(pg_store, await setup.touch(lead, "whatsapp", step=3), "TouchRunFailed")
+    assert fake.sent("telnyx", "messages.create")[-1].json["from"] == "+17865550142"
+    assert "not a Meta phone number id" in refused.event.error  # type: ignore[attr-defined]
+    await OrgSettings(pg_store).set_senders(ACCOUNT, {"whatsapp": fake.whatsapp_phone_number_id})
+    async with Run(pg_store, nc, settings).engines(
+        engine(env_with(fake, WHATSAPP_TEMPLATE_NAME="autos"), worker_id="m")
+    ):
+        await until_last(pg_store, await setup.touch(lead, "whatsapp", step=3), "TouchRunDispatched")
+    assert fake.sent("meta")[-1].path.endswith(f"/{fake.whatsapp_phone_number_id}/messages")

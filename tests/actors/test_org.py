@@ -100,3 +100,26 @@ async def test_the_read_model_enforces_the_same_rule(pg_store: PostgresEventStor
             """values ($1, 'car_dealer', '{"radius_miles": 10, "active": true}', now(), now(), 1)""",
             ACCOUNT,
         )
+
+
+async def test_senders_are_checked_per_channel_replaced_whole_and_cleared_with_nothing(
+    pg_store: PostgresEventStore,
+) -> None:
+    org = OrgSettings(pg_store)
+    state = await org.set_senders(
+        ACCOUNT, {"sms": "+1 (305) 555-0100", "whatsapp": "106540352242922", "email": " Ventas@Dealer.example "}
+    )
+    assert state.senders == {"email": "ventas@dealer.example", "sms": "+13055550100", "whatsapp": "106540352242922"}
+    before = await pg_store.stream_version(f"org-{ACCOUNT}")
+    for senders, field, message in (
+        ({"fax": "+13055550100"}, "fax", "unknown channel 'fax'"),
+        ({"sms": "305-555-0100"}, "sms", "not an E.164 number"),
+        ({"voice": "106540352242922"}, "voice", "not an E.164 number"),  # an id is WhatsApp's only
+        ({"email": "ventas"}, "email", "not an email address"),
+    ):
+        with pytest.raises(CommandRejected, match=message) as caught:
+            await org.set_senders(ACCOUNT, senders)
+        assert caught.value.field == field
+    assert await pg_store.stream_version(f"org-{ACCOUNT}") == before
+    assert (await org.set_senders(ACCOUNT, {"voice": "+13055550101"})).senders == {"voice": "+13055550101"}
+    assert (await org.set_senders(ACCOUNT, {})).senders == {}

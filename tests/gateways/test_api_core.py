@@ -446,7 +446,7 @@ async def test_settings_are_read_and_changed_section_by_section(pg_store: Postgr
         assert fresh == {
             "account_id": str(A), "business_name": None, "contact_email": None, "contact_phone": None,
             "contact_whatsapp": None, "vertical": "car_dealer", "leadgen_routing": None, "routing_active": False,
-            "daily_caps": {}, "version": 0,
+            "daily_caps": {}, "senders": {}, "version": 0,
         }  # fmt: skip
         onboarding = {
             "business_name": "Miami Motors",
@@ -497,6 +497,12 @@ async def test_settings_are_read_and_changed_section_by_section(pg_store: Postgr
             assert (status, answer.get("field")) == (400, field), (body, answer)
         assert await api.ok("GET", "/api/settings", token) == cleared
         assert len(await pg_store.read_stream(org_stream(A))) == 6
+
+        # The account's own senders (else the deployment's): replaced whole, checked per channel.
+        status, answer = await api.call("PUT", "/api/settings", token, body={"senders": {"sms": "305-555"}})
+        assert (status, answer["field"]) == (400, "senders.sms") and "E.164" in answer["error"]
+        own = await api.ok("PUT", "/api/settings", token, body={"senders": {"sms": "+1 786 555 0142"}})
+        assert own["senders"] == {"sms": "+17865550142"} and own["business_name"] == "Miami Motors"
 
         theirs = await api.token(B)
         assert (await api.ok("GET", "/api/settings", theirs))["business_name"] is None
