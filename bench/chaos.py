@@ -126,6 +126,8 @@ class Fleet:
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.starts = 0
         self.crashes = 0  # processes found dead that nobody killed
+        self._down: set[int] = set()  # dead ones not yet back (a start refused during an outage)
+        self.start_refusals: list[str] = []
         root.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -200,12 +202,25 @@ class Fleet:
         proc.wait(timeout=10)
 
     def revive(self) -> list[str]:
-        """Start again every process that died by itself; their names."""
+        """Start again every process that died by itself; the names of those back.
+
+        A start refused (PostgreSQL still down: `touchline up` exits 2 saying so) is tried again
+        on the next call; the death is counted once.
+        """
         dead = [i for i, p in self.procs.items() if p.poll() is not None]
+        back = []
         for i in dead:
-            self.crashes += 1
-            self.restart(i)
-        return [self.members[i].name for i in dead]
+            if i not in self._down:
+                self.crashes += 1
+                self._down.add(i)
+            try:
+                self.restart(i)
+            except RuntimeError as exc:
+                self.start_refusals.append(str(exc).splitlines()[0])
+                continue
+            self._down.discard(i)
+            back.append(self.members[i].name)
+        return back
 
     def stop(self, i: int, timeout: float = 30.0, *, signalled: bool = False) -> int:
         proc = self.procs[i]

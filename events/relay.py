@@ -41,6 +41,9 @@ _RETRYABLE: Final = (
     TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # A pooled connection left mid-operation by a server that went away ("cannot switch to state
+    # 12; another operation is in progress"): seen when PostgreSQL restarts under the relay.
+    asyncpg.InternalClientError,
 )
 _ACK_TIMEOUT_S: Final = 5.0
 
@@ -106,6 +109,8 @@ class OutboxRelay:
     (a PostgreSQL advisory lock); others wait as standbys.
     """
 
+    crash_delay_s = 10.0  # after a failure that is not a known transient one
+
     def __init__(
         self,
         store: PostgresEventStore,
@@ -137,7 +142,8 @@ class OutboxRelay:
         self._attempt = 0  # consecutive failed attempts; back to 0 once the relay has resumed
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Relay forever; transient NATS or PostgreSQL failures are retried with backoff."""
+        """Relay forever; transient NATS or PostgreSQL failures are retried with backoff, anything
+        else is logged as a crash and retried after 10 s (it never takes its process down)."""
         started = False
         while True:
             try:
@@ -148,17 +154,21 @@ class OutboxRelay:
                     await self._relay()
             except Exception as caught:
                 exc = _retryable(caught)
-                if exc is None:
-                    raise
                 self._attempt += 1
                 self.stats.retries += 1
                 delay = min(10.0, 0.2 * 2 ** min(self._attempt, 6)) * (0.5 + random.random())
-                log.warning(
-                    "relay_retry",
-                    error=str(exc) or type(exc).__name__,
-                    attempt=self._attempt,
-                    retry_in_s=round(delay, 2),
-                )
+                if exc is None:
+                    # Not a known transient failure: a bug to see in the log, but the relay (and
+                    # the process it lives in) goes on: the log is the truth, it resumes from it.
+                    delay = self.crash_delay_s
+                    log.exception("relay_crashed", attempt=self._attempt, retry_in_s=delay)
+                else:
+                    log.warning(
+                        "relay_retry",
+                        error=str(exc) or type(exc).__name__,
+                        attempt=self._attempt,
+                        retry_in_s=round(delay, 2),
+                    )
                 if not started:
                     task_status.started()
                     started = True

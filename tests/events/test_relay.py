@@ -20,6 +20,7 @@ from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 from nats.aio.client import Client as NATS
 from nats.js.api import PubAck, RawStreamMsg
 from nats.js.errors import NotFoundError
+from structlog.testing import capture_logs
 
 from events.bus import HEADER_POSITION, HEADER_STREAM, HEADER_TYPE, connect, event_subject
 from events.catalog import CampaignCreated, TouchRunScheduled, event_type
@@ -582,3 +583,42 @@ async def test_connecting_to_a_dead_port_is_one_clear_error_naming_the_url(recon
     url = f"nats://127.0.0.1:{free_port()}"
     with anyio.fail_after(10), pytest.raises(BusUnavailable, match=re.escape(f"cannot reach NATS at {url}")):
         await connect(url, reconnect_forever=reconnect_forever)
+
+
+@pytest.mark.parametrize(
+    ("failure", "logged"),
+    [
+        (asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"), "relay_retry"),
+        (RuntimeError("a bug nobody foresaw"), "relay_crashed"),
+    ],
+    ids=["broken-connection", "unforeseen"],
+)
+async def test_a_failure_inside_the_relay_never_ends_it_and_it_resumes_from_the_log(
+    pg_store: PostgresEventStore,
+    nc: NATS,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
+    logged: str,
+) -> None:
+    # What killed a relay-only process when PostgreSQL restarted under it: the process must live on.
+    real = OutboxRelay._resume_position
+    calls = 0
+
+    async def failing_once(self: OutboxRelay) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise failure
+        return await real(self)
+
+    monkeypatch.setattr(OutboxRelay, "_resume_position", failing_once)
+    positions = await append_leads(pg_store, 5)
+    relay = OutboxRelay(pg_store, nc, settings)
+    relay.crash_delay_s = 0.1
+    with capture_logs() as logs, anyio.fail_after(15):
+        async with running(relay):
+            await relay.wait_caught_up(positions[-1])
+    assert calls >= 2 and relay.stats.retries >= 1
+    assert logged in [entry["event"] for entry in logs]
+    assert len(await stream_messages(nc, settings)) == 5
