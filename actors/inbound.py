@@ -39,6 +39,7 @@ from events.catalog import (
 from events.errors import ConcurrencyError, NotFound
 from events.store import ANY, NO_STREAM, EventStore, NewEvent, StreamAppend
 from gateways.providers.base import Outcome
+from projections.org_settings import account_by_sender
 
 STOP_WORDS: Final = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 START_WORDS: Final = frozenset({"START", "YES", "UNSTOP"})
@@ -131,6 +132,9 @@ async def receive_inbound(
         return await _retried(store, stream, number, reply_via)
     leads = await leads_with_number(store, number)
     account_id = leads[0].account_id if leads else None
+    pool = getattr(store, "pool", None)
+    if account_id is None and pool is not None:  # not a lead: the account whose own number was written to
+        account_id = await account_by_sender(pool, plain_number(to_number), (channel, "sms"))
     received = InboundMessageReceived(
         provider=provider,
         provider_message_id=provider_message_id,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar, Final
 from uuid import UUID
 
+import asyncpg
 import msgspec
 
-from events.catalog import Event, LeadgenRoutingSet, OrgSettingsUpdated
+from events.catalog import Event, LeadgenRoutingSet, OrgSettingsUpdated, SendersSet
 from projections.model import Db, Fact, Projection, RowSet, Table
 
 ORG_SETTINGS = Table(
@@ -23,6 +24,7 @@ ORG_SETTINGS = Table(
         ("contact_whatsapp", "text"),
         ("vertical", "text not null"),
         ("leadgen_routing", "jsonb"),
+        ("senders", "jsonb not null default '{}'"),  # channel → the account's own sender (not in the spec)
         ("created_at", "timestamptz not null"),
         ("updated_at", "timestamptz not null"),
         ("version", "bigint not null"),
@@ -38,6 +40,9 @@ ORG_SETTINGS = Table(
 )
 
 
+_NO_SENDERS: Final = msgspec.Raw(b"{}")
+
+
 class OrgRow(msgspec.Struct, gc=False):
     account_id: UUID
     business_name: str | None
@@ -46,6 +51,7 @@ class OrgRow(msgspec.Struct, gc=False):
     contact_whatsapp: str | None
     vertical: str
     leadgen_routing: msgspec.Raw | None
+    senders: msgspec.Raw
     created_at: datetime
     updated_at: datetime
     version: int
@@ -53,8 +59,8 @@ class OrgRow(msgspec.Struct, gc=False):
 
 class OrgSettingsProjection(Projection):
     name = "org_settings"
-    version = 1
-    handles: ClassVar[tuple[type[Event], ...]] = (OrgSettingsUpdated, LeadgenRoutingSet)
+    version = 2  # 2: the senders
+    handles: ClassVar[tuple[type[Event], ...]] = (OrgSettingsUpdated, LeadgenRoutingSet, SendersSet)
     tables = (ORG_SETTINGS,)
 
     def __init__(self) -> None:
@@ -67,7 +73,7 @@ class OrgSettingsProjection(Projection):
             at = fact.recorded_at
             account_id: UUID = getattr(event, "account_id")  # noqa: B009
             row = self.orgs.get(account_id) or OrgRow(
-                account_id, None, None, None, None, "car_dealer", None, at, at, fact.position
+                account_id, None, None, None, None, "car_dealer", None, _NO_SENDERS, at, at, fact.position
             )
             match event:
                 case OrgSettingsUpdated():
@@ -78,6 +84,30 @@ class OrgSettingsProjection(Projection):
                     row.vertical = event.vertical
                 case LeadgenRoutingSet(leadgen_routing=routing):
                     row.leadgen_routing = msgspec.Raw(msgspec.json.encode(routing))
+                case SendersSet(senders=senders):
+                    row.senders = msgspec.Raw(msgspec.json.encode(senders))
             row.updated_at = at
             row.version = fact.position
             self.orgs.put(row)
+
+
+_BY_SENDER: Final = """
+select account_id from public.org_settings
+ where senders @> jsonb_build_object($2::text, $1::text)
+ order by created_at limit 1
+"""
+
+
+async def account_by_sender(pool: Any, number: str | None, channels: tuple[str, ...]) -> UUID | None:
+    """The account whose own sender on one of `channels` is `number` (a call or message to the
+    dealer's number belongs to that dealer); None when nobody's is, or before the read model exists."""
+    if not number:
+        return None
+    for channel in channels:
+        try:
+            found = await pool.fetchval(_BY_SENDER, number, channel)
+        except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError):  # not built (or not rebuilt) yet
+            return None
+        if found is not None:
+            return UUID(str(found))
+    return None

@@ -61,6 +61,7 @@ from gateways.voice.session import CallInfo, VoiceSession
 from gateways.voice.settings import VoiceSettings
 from gateways.voice_token import sign_call_token, verify_call_token
 from gateways.webhooks import read_body, twilio_form
+from projections.org_settings import account_by_sender
 
 log = structlog.get_logger("touchline.voice")
 
@@ -124,18 +125,28 @@ class VoiceGateway:
     # --- calls ----------------------------------------------------------------------------------
 
     async def resolve(
-        self, carrier: Carrier, carrier_call_id: str, caller: str | None, parameters: Mapping[str, str]
+        self,
+        carrier: Carrier,
+        carrier_call_id: str,
+        caller: str | None,
+        parameters: Mapping[str, str],
+        called: str | None = None,
     ) -> CallInfo:
         """Who the call is about: what our own call carries (client state, stream parameters), else
-        the lead with the caller's number, else TOUCHLINE_DEFAULT_ACCOUNT."""
+        the account whose own number was called, and the lead with the caller's number (in that
+        account when it is known), else TOUCHLINE_DEFAULT_ACCOUNT."""
         account, lead = _uuid(parameters.get("account_id")), _uuid(parameters.get("lead_id"))
         touch = _uuid(parameters.get("touch_run_id"))
         direction = "outbound" if touch else "inbound"
-        if account is None and caller:
+        if account is None and called:
+            account = await account_by_sender(self.store.pool, plain_number(called), ("voice", "sms"))
+        if lead is None and caller and direction == "inbound":
             try:
                 row = await self.store.pool.fetchrow(
-                    "select id, account_id from public.leads where phone = $1 order by created_at desc limit 1",
+                    "select id, account_id from public.leads where phone = $1"
+                    " and ($2::uuid is null or account_id = $2) order by created_at desc limit 1",
                     plain_number(caller),
+                    account,
                 )
             except Exception:  # no read model yet: the call still goes on, unassigned
                 row = None
@@ -259,7 +270,8 @@ async def _stream(request: web.Request, carrier: Carrier) -> web.StreamResponse:
         log.warning("VOICE_WS_REFUSED", carrier=carrier, reason="the token names another call")
         await ws.close(code=4003, message=b"stream token is for another call")
         return ws
-    info = await gateway.resolve(carrier, start.carrier_call_id, start.from_number, start.parameters)
+    called = start.to_number or start.parameters.get("to")
+    info = await gateway.resolve(carrier, start.carrier_call_id, start.from_number, start.parameters, called)
     await gateway.started(info, start.from_number, start.to_number)
     if start.codec != "PCMU":
         log.error("ERROR_FATAL_CODEC", carrier=carrier, codec=start.codec, call_id=str(info.call_id), supported="PCMU")
@@ -337,7 +349,7 @@ async def telnyx_voice(request: web.Request) -> web.Response:
     state = telnyx_client_state(payload.get("client_state"))
     caller = payload.get("from") if isinstance(payload.get("from"), str) else None
     callee = payload.get("to") if isinstance(payload.get("to"), str) else None
-    info = await gateway.resolve("telnyx", call_control_id, caller if not state else None, state)
+    info = await gateway.resolve("telnyx", call_control_id, caller if not state else None, state, callee)
     match kind:
         case "call.initiated":
             await gateway.started(info, caller, callee)
@@ -381,7 +393,7 @@ async def twilio_voice(request: web.Request) -> web.Response:
         raise HttpError(400, "missing CallSid in the Twilio voice webhook", field="CallSid")
     log.info("VOICE_WEBHOOK_EVENT", carrier="twilio", call_sid=sid, status=form.get("CallStatus"))
     gateway = request.app[VOICE]
-    info = await gateway.resolve("twilio", sid, form.get("From"), {})
+    info = await gateway.resolve("twilio", sid, form.get("From"), {}, form.get("To"))
     await gateway.started(info, form.get("From"), form.get("To"))
     url = gateway.stream_url("twilio", sid)
     if url is None:

@@ -48,6 +48,7 @@ from events.settings import Settings
 from gateways.http import serve_http
 from gateways.signatures import twilio_signature
 from projections.leads import LeadsProjection
+from projections.org_settings import OrgSettingsProjection
 from tests.gateways.providers.fake_servers import FakeProviders
 from tests.projections.helpers import caught_up, running
 
@@ -396,6 +397,22 @@ async def test_stop_from_an_unknown_number_is_recorded_and_confirmed_in_touchlin
     assert (
         await pg_store.pool.fetchval("select count(*) from touchline.events where event_type = 'LeadSuppressed'") == 0
     )
+
+
+async def test_a_message_to_an_accounts_own_number_is_answered_in_that_accounts_name(
+    pg_store: PostgresEventStore, fake: FakeProviders
+) -> None:
+    await one_lead(pg_store)
+    dealer_number = "+17865550142"
+    async with running(pg_store, [OrgSettingsProjection()]) as workers:
+        await OrgSettings(pg_store).set_senders(ACCOUNT, {"sms": dealer_number})
+        await caught_up(pg_store, workers)
+    params = fake.twilio_inbound(from_="+13055559999", body="HELP", to=dealer_number)  # not a lead of anyone
+    async with serve(pg_store, fake.env()) as base:
+        status, text, _ = await fake.send_twilio_webhook(base + SMS_PATH, params)
+    assert status == 200
+    reply = twiml_message(text)
+    assert reply is not None and reply.startswith(BUSINESS) and CONTACT in reply, reply
 
 
 async def test_twilio_signs_the_public_url_when_one_is_set(pg_store: PostgresEventStore, fake: FakeProviders) -> None:

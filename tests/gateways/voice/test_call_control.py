@@ -15,13 +15,17 @@ import msgspec
 import pytest
 from structlog.testing import capture_logs
 
-from events.catalog import call_stream
+from actors.org import OrgSettings
+from events.catalog import CallStarted, LeadIngested, call_stream, lead_stream
 from events.postgres import PostgresEventStore
 from events.settings import Settings
 from gateways.http import serve_http
 from gateways.voice.routes import call_id_for
 from gateways.voice_token import sign_call_token, verify_call_token
+from projections.leads import LeadsProjection
+from projections.org_settings import OrgSettingsProjection
 from tests.gateways.providers.fake_servers import FakeProviders
+from tests.projections.helpers import caught_up, running
 
 SECRET = "voice-secret"
 
@@ -252,3 +256,32 @@ async def test_twilio_voice_webhook_answers_with_a_stream_to_our_gateway(
         "to": "+13055550000",
     }
     assert await _types(pg_store, "twilio", params["CallSid"]) == ["CallStarted"]
+
+
+async def test_a_call_to_an_accounts_own_number_is_that_accounts_and_finds_its_lead_there(
+    pg_store: PostgresEventStore, fake: FakeProviders
+) -> None:
+    dealer, other = uuid.UUID(int=0xD1), uuid.UUID(int=0xD2)
+    seller = "+13055550177"
+    async with running(pg_store, [OrgSettingsProjection(), LeadsProjection()]) as workers:
+        await OrgSettings(pg_store).set_senders(dealer, {"voice": "+17865550142"})
+        for account in (dealer, other):  # the seller is a lead of both dealers
+            lead_id = uuid.uuid4()
+            ingested = LeadIngested(
+                lead_id=lead_id, account_id=account, source="craigslist", external_id=str(account), phone=seller
+            )
+            await pg_store.append(lead_stream(lead_id), [ingested])
+        await caught_up(pg_store, workers)
+    async with serve_http(pg_store, Settings(), host="127.0.0.1", port=0, env=_env(fake)) as url:
+        for sid, to in (("CA" + "2" * 32, "+17865550142"), ("CA" + "3" * 32, "+13055550000")):
+            params = {"CallSid": sid, "AccountSid": fake.env()["TWILIO_ACCOUNT_SID"], "From": seller, "To": to,
+                      "CallStatus": "ringing", "Direction": "inbound"}  # fmt: skip
+            status, _, _ = await fake.send_twilio_webhook(f"{url}/webhooks/twilio/voice", params)
+            assert status == 200
+    [mine] = await pg_store.read_stream(call_stream(call_id_for("twilio", "CA" + "2" * 32)))
+    started = mine.event
+    assert isinstance(started, CallStarted) and started.account_id == dealer
+    lead = await pg_store.pool.fetchval("select account_id from public.leads where id = $1", started.lead_id)
+    assert lead == dealer  # the dealer's own lead, not the other dealer's with the same number
+    [unowned] = await pg_store.read_stream(call_stream(call_id_for("twilio", "CA" + "3" * 32)))
+    assert unowned.event.account_id in (dealer, other)  # type: ignore[attr-defined]  # nobody's number: by lead
