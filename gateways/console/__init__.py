@@ -80,6 +80,7 @@ def add_routes(app: web.Application, env: Mapping[str, str] | None = None) -> No
     r.add_post(settings.PATH + "/identity", settings.save_identity)
     r.add_post(settings.PATH + "/contact", settings.save_contact)
     r.add_post(settings.PATH + "/routing", settings.save_routing)
+    r.add_post(settings.PATH + "/senders", settings.save_senders)
     r.add_get(command.PATH, command.command_page)
     r.add_post(command.PATH, command.run_command)
     r.add_get("/console/{tail:.*}", _not_found)  # last: any other console page is an HTML 404

@@ -1,4 +1,5 @@
-"""`/console/settings`: the three onboarding steps, a form each (identity, contact, LeadGen routing).
+"""`/console/settings`: the three onboarding steps, a form each (identity, contact, LeadGen routing),
+and the account's own senders.
 
 Each step posts to `actors.org.OrgSettings` (`update` for identity and contact, `set_routing`
 for routing). A refusal (`CommandRejected`) is shown next to the field it names, with every
@@ -31,7 +32,16 @@ STEP_FIELDS: Final = {
     2: ("contact_email", "contact_phone", "contact_whatsapp"),
     3: ("dealer_address", "radius_miles", "city_fallback", "active"),
 }
-_TYPES: Final = {"contact_email": "email", "contact_phone": "tel", "contact_whatsapp": "tel", "radius_miles": "number"}
+SENDER_FIELDS: Final = ("sender_sms", "sender_voice", "sender_whatsapp", "sender_email")
+_TYPES: Final = {
+    "contact_email": "email",
+    "contact_phone": "tel",
+    "contact_whatsapp": "tel",
+    "radius_miles": "number",
+    "sender_sms": "tel",
+    "sender_voice": "tel",
+    "sender_email": "email",
+}
 
 
 def _current(state: OrgState) -> dict[str, str]:
@@ -46,6 +56,7 @@ def _current(state: OrgState) -> dict[str, str]:
         "radius_miles": str(routing.radius_miles),
         "city_fallback": routing.city_fallback or "",
         "active": "1" if routing.active else "",
+        **{f"sender_{channel}": value for channel, value in state.senders.items()},
     }
 
 
@@ -113,6 +124,19 @@ def _render(
                 save=ctx.t("save"),
             )
         )
+    steps.append(
+        fmt(
+            '<section class="card" id="senders"><h2>{title}</h2><p class="muted">{help}</p>'
+            '<form method="post" action="{action}" id="form-senders" novalidate>{csrf}{fields}'
+            '<p><button type="submit" id="save-senders">{save}</button></p></form></section>',
+            title=ctx.t("settings.senders"),
+            help=ctx.t("settings.senders_help"),
+            action=ctx.url(f"{PATH}/senders"),
+            csrf=hidden(CSRF_FIELD, ctx.csrf),
+            fields=join(_field(ctx, name, values.get(name, ""), errors.get(name)) for name in SENDER_FIELDS),
+            save=ctx.t("save"),
+        )
+    )
     body = fmt('<div class="steps">{steps}</div>', steps=join(steps))
     return page(ctx, ctx.t("settings.title"), body, current="settings", status=status, flash=flash)
 
@@ -120,8 +144,10 @@ def _render(
 def _refused(
     ctx: Ctx, state: OrgState, typed: dict[str, str], exc: CommandRejected, draft: dict[str, str] | None = None
 ) -> web.Response:
-    shown = {name for fields in STEP_FIELDS.values() for name in fields}
+    shown = {name for fields in STEP_FIELDS.values() for name in fields} | set(SENDER_FIELDS)
     field = exc.field if exc.field in shown else None
+    if exc.command == "settings.senders" and f"sender_{exc.field}" in shown:
+        field = f"sender_{exc.field}"  # the command names the channel
     return _render(
         ctx,
         state,
@@ -228,3 +254,18 @@ async def save_routing(request: web.Request) -> web.StreamResponse:
     except CommandRejected as exc:
         return _refused(ctx, state, typed, exc)
     return redirect(ctx.url(PATH) + "#step-3", Flash(kind="ok", text=ctx.t("settings.saved3")))
+
+
+@view
+async def save_senders(request: web.Request) -> web.StreamResponse:
+    ctx = ctx_of(request)
+    form = await checked_form(request)
+    typed = {name: form.get(name, "").strip() for name in SENDER_FIELDS}
+    org = OrgSettings(request.app[STORE])
+    state = await org.get(ctx.account_id)
+    senders = {name.removeprefix("sender_"): value for name, value in typed.items() if value}
+    try:
+        await org.set_senders(ctx.account_id, senders)
+    except CommandRejected as exc:
+        return _refused(ctx, state, typed, exc)
+    return redirect(ctx.url(PATH) + "#senders", Flash(kind="ok", text=ctx.t("settings.saved_senders")))
