@@ -579,14 +579,21 @@ class PostgresEventStore(EventStore):
         async def listen() -> asyncpg.Connection:
             delay = 0.05
             while True:
+                conn: asyncpg.Connection | None = None
                 try:
-                    conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
+                    conn = await asyncpg.connect(self.dsn)
                     await conn.add_listener(NOTIFY_CHANNEL, on_notify)
                     conn.add_termination_listener(on_lost)
                     return conn
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    await anyio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
+                except BaseException as exc:
+                    # Never leave the connection behind: not when LISTEN fails, not when the
+                    # reader is cancelled between connecting and listening.
+                    if conn is not None:
+                        conn.terminate()
+                    if not isinstance(exc, (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)):
+                        raise
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
         held_back_delay = 0.005
         listener = await listen()
