@@ -458,7 +458,7 @@ class Hunter:
                     context = await self._do(holder, context)
                 finally:
                     tg.cancel_scope.cancel()
-        except LostTask:
+        except* LostTask:  # raised inside the task group, so it arrives grouped
             self.stats.lost += 1
             self.log.warning("crawl_task_lost", task_id=str(task.task_id), reason="lease taken over or task ended")
         finally:
@@ -472,6 +472,8 @@ class Hunter:
         while True:
             await self._sleep(third)
             async with holder.lock:
+                if holder.ended:  # its outcome is recorded: nothing left to hold (the page may still be closing)
+                    return
                 until = self.clock.now() + timedelta(milliseconds=self.settings.lease_ms)
                 holder.task = await self.tasks.extend(holder.task, until)
 
@@ -489,6 +491,7 @@ class Hunter:
                 done, lead = await self._detail(task, source, page)
             async with holder.lock:
                 ingested = await self.tasks.complete(holder.task, done, lead)
+                holder.ended = True
             self._count(task, done, lead, ingested=ingested)
             return context
         except TaskFailure as failure:
@@ -504,6 +507,7 @@ class Hunter:
             )  # fmt: skip
             async with holder.lock:
                 await self.tasks.fail(holder.task, failed)
+                holder.ended = True
             self.stats.failed[failure.kind] = self.stats.failed.get(failure.kind, 0) + 1
             self.log.warning("crawl_task_failed", task_id=str(task.task_id), kind=failure.kind, error=failure.message)
             if reset:
@@ -702,6 +706,7 @@ class _Held:
     def __init__(self, task: TaskState) -> None:
         self.task = task
         self.lock = anyio.Lock()
+        self.ended = False  # completed or failed: the lease keeper stops
 
 
 @contextlib.asynccontextmanager

@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import anyio
@@ -341,6 +342,34 @@ async def test_a_hunter_killed_mid_task_is_taken_over_when_its_lease_runs_out(
 async def _status(store: PostgresEventStore, task_id: UUID) -> str | None:
     task = await CrawlTasks(store).get(task_id)
     return task.status if task is not None else None
+
+
+async def test_the_lease_keeper_stops_once_the_outcome_is_recorded_even_while_the_page_is_still_closing(
+    pg_store: PostgresEventStore, site: ListingSite, base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A timed-out page is closed and a fresh context opened after its failure is recorded; the
+    # lease keeper ticking meanwhile used to extend a finished task, lose the race and crash the
+    # hunter (seen on a loaded CI run). Here the fresh context takes two of its ticks to open.
+    site.set_search_fault("craigslist", "miami", "hang")
+    real = Hunter._new_context
+
+    async def slow_new_context(self: Hunter) -> Any:
+        await anyio.sleep(2.0)
+        return await real(self)
+
+    crawl = CrawlTasks(pg_store)
+    task_id = await crawl.enqueue_discover(ACCOUNT, "miami")
+    hunter = Hunter(pg_store, hunter_settings(base_url, tmp_path, hard_timeout_ms=1000, lease_ms=2400))
+    async with anyio.create_task_group() as tg:
+        await tg.start(hunter.run)
+        monkeypatch.setattr(Hunter, "_new_context", slow_new_context)  # the first one opened already
+        with anyio.fail_after(30):
+            await hunter.wait_until(lambda h: h.stats.failed.get("goto_timeout", 0) == 1)
+            await anyio.sleep(2.5)  # the keeper's ticks while the context opens
+            await hunter.stop(grace=10)
+        tg.cancel_scope.cancel()
+    task = await crawl.get(task_id)
+    assert task is not None and task.status == "failed" and hunter.stats.lost == 0
 
 
 async def test_a_stopping_hunter_finishes_what_it_holds_and_takes_nothing_new(
