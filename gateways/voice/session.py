@@ -551,6 +551,7 @@ class VoiceSession:
             return False
         for i in range(0, len(audio), FRAME_BYTES):
             self._out.append(("fallback", audio[i : i + FRAME_BYTES].ljust(FRAME_BYTES, b"\xff")))
+        broken = False
         try:
             with anyio.move_on_after(len(audio) / 8000 + 2):
                 async with anyio.create_task_group() as tg:
@@ -559,9 +560,9 @@ class VoiceSession:
                         await anyio.sleep(0.02)
                     await anyio.sleep(max(0.0, self._play_at - anyio.current_time()))
                     tg.cancel_scope.cancel()
-        except (ConnectionError, RuntimeError):
-            return False
-        return not self._carrier_gone
+        except* (ConnectionError, RuntimeError):  # the pacer's, so grouped: the message did not play out
+            broken = True
+        return not (broken or self._carrier_gone)
 
 
 def pcm24k_to_ulaw8k(pcm: bytes) -> bytes:
