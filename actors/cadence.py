@@ -117,6 +117,21 @@ async def load_lead(store: EventStore, lead_id: UUID) -> LeadView | None:
     return fold_lead([e.event for e in await store.read_stream(lead_stream(lead_id))])
 
 
+async def suppress_lead(store: EventStore, account_id: UUID, lead_id: UUID, reason: str) -> bool | None:
+    """The operator's suppression of one of the account's leads (Command OS, bus commands).
+
+    True when it is suppressed now, False when it was already; None when the account has no
+    such lead (another account's is answered the same way).
+    """
+    lead = await load_lead(store, lead_id)
+    if lead is None or lead.account_id != account_id:
+        return None
+    if lead.status == "suppressed":
+        return False
+    await store.append(lead_stream(lead_id), [LeadSuppressed(lead_id=lead_id, account_id=account_id, reason=reason)])
+    return True
+
+
 class CadenceRunner(Actor):
     """Puts each eligible new lead into its account's active outbound campaign, and takes it out
     when it replies, is suppressed, dies or leaves 'new' for good.

@@ -36,17 +36,18 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from actors.cadence import load_lead
+from actors.cadence import suppress_lead
 from actors.campaigns import Campaigns, CampaignState, StepSpec
 from actors.crawl import lead_id_for
 from actors.dispatch import requeue
 from actors.programs import Programs
-from events.catalog import LeadIngested, LeadSuppressed, lead_stream
+from events.catalog import LeadIngested, lead_stream
 from events.envelope import Envelope
 from events.errors import CommandRejected, ConcurrencyError, LogError, NotFound
 from events.postgres import PostgresEventStore
 from events.settings import Settings
 from events.store import NO_STREAM, AppendResult, EventFilter, EventStore, NewEvent, StreamAppend, VerifyReport
+from gateways.http import has_nul
 
 log = structlog.get_logger("touchline.commands")
 
@@ -234,8 +235,6 @@ def _text(command: str, field: str, value: str | None, most: int) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    if "\x00" in value:
-        raise CommandRejected(command, "text may not contain NUL characters", field=field)
     if len(value) > most:
         raise CommandRejected(command, f"at most {most} characters", field=field)
     return value or None
@@ -285,14 +284,10 @@ async def _suppress(store: CommandScope, account: UUID, body: SuppressLead) -> d
     reason = _text("lead.suppress", "reason", body.reason, 500)
     if not reason:
         raise CommandRejected("lead.suppress", "say why (it is kept with the lead)", field="reason")
-    lead = await load_lead(store, body.lead_id)
-    if lead is None or lead.account_id != account:
+    changed = await suppress_lead(store, account, body.lead_id, reason)
+    if changed is None:
         raise CommandRejected("lead.suppress", f"no lead {body.lead_id} in this account", field="lead_id")
-    if lead.status == "suppressed":
-        return {"changed": False}
-    event = LeadSuppressed(lead_id=body.lead_id, account_id=account, reason=reason)
-    await store.append(lead_stream(body.lead_id), [event])
-    return {"changed": True}
+    return {"changed": changed}
 
 
 async def _start_program(store: CommandScope, account: UUID, body: StartProgram) -> dict[str, Any]:
@@ -408,7 +403,7 @@ class Commands:
         try:
             if name not in COMMANDS:
                 raise Refused(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}", field="command")
-            if b"\\u0000" in data or b"\x00" in data:  # PostgreSQL text cannot hold NUL: refused by name
+            if has_nul(data):  # refused by name, before anything reaches PostgreSQL
                 raise Refused(f"{name}: text may not contain NUL characters (\\u0000)")
             body = parse_body(name, data)
             given = body.command_id or given_id

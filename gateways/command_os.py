@@ -20,11 +20,11 @@ import msgspec
 import structlog
 
 from actors.autos import Autos
-from actors.cadence import load_lead
+from actors.cadence import suppress_lead
 from actors.campaigns import Campaigns
 from actors.command_parse import INTENTS, Intent, help_text, language, parse
 from actors.programs import Programs
-from events.catalog import LeadSuppressed, OperatorCommandReceived, lead_stream, operator_command_stream
+from events.catalog import OperatorCommandReceived, lead_stream, operator_command_stream
 from events.errors import CommandRejected, ProviderError
 from events.postgres import PostgresEventStore
 from gateways.openai_chat import OpenAIChat
@@ -459,17 +459,12 @@ class CommandOS:
         row = await self._lead_row(account, wanted) if wanted else None
         if row is None:
             return "not_found", {}, _t(lang, f"No encuentro el lead «{wanted}».", f"No lead “{wanted}”.")
-        lead = await load_lead(self.store, row["id"])
-        if lead is not None and lead.status == "suppressed":
+        if not await suppress_lead(self.store, account, row["id"], "operator: Command OS"):
             return (
                 "ok",
                 {"lead_id": str(row["id"]), "changed": False},
                 _t(lang, "Ese lead ya estaba suprimido.", "That lead was already suppressed."),
             )
-        await self.store.append(
-            lead_stream(row["id"]),
-            [LeadSuppressed(lead_id=row["id"], account_id=account, reason="operator: Command OS")],
-        )
         return (
             "ok",
             {"lead_id": str(row["id"]), "changed": True},

@@ -77,12 +77,17 @@ _AT_PATH: Final = re.compile(r"at `\$\.([^`\[]+)")
 _NAMED_FIELD: Final = re.compile(r"(?:unknown|required) field `([^`]+)`")
 
 
+def has_nul(raw: bytes) -> bool:
+    """A NUL in a JSON body, raw or escaped: PostgreSQL text cannot hold one."""
+    return b"\\u0000" in raw or b"\x00" in raw
+
+
 async def read_json(request: web.Request, body_type: type[B]) -> B:
     """The request body decoded into `body_type` (an empty body is `{}`); 400 naming what is wrong."""
     raw = await request.read()
     if not raw.strip():
         raw = b"{}"
-    if b"\\u0000" in raw or b"\x00" in raw:
+    if has_nul(raw):
         # PostgreSQL text cannot hold NUL: refused here, by name, instead of failing the write.
         raise HttpError(400, "request body: text may not contain NUL characters (\\u0000)")
     try:

@@ -27,6 +27,7 @@ from actors.cadence import load_lead
 from actors.org import OrgSettings
 from events.catalog import (
     AutoReplySent,
+    Channel,
     Event,
     InboundMessageReceived,
     LeadContactInvalid,
@@ -110,7 +111,7 @@ async def one_lead(store: PostgresEventStore) -> uuid.UUID:
 
 
 async def dispatched_touch(
-    store: PostgresEventStore, lead_id: uuid.UUID, provider: str, message_id: str | None
+    store: PostgresEventStore, lead_id: uuid.UUID, provider: str, message_id: str | None, channel: Channel = "sms"
 ) -> uuid.UUID:
     touch = uuid.uuid4()
     scheduled = TouchRunScheduled(
@@ -119,7 +120,7 @@ async def dispatched_touch(
         lead_id=lead_id,
         campaign_id=uuid.uuid4(),
         step=1,
-        channel="sms",
+        channel=channel,
         scheduled_for=datetime.now(UTC),
     )
     sent = TouchRunDispatched(touch_run_id=touch, account_id=ACCOUNT, provider=provider, provider_message_id=message_id)

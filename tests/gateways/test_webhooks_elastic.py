@@ -8,7 +8,6 @@ it is ElasticEmail, since nothing is signed.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import aiohttp
 import msgspec
@@ -17,15 +16,23 @@ from events.catalog import (
     LeadContactInvalid,
     LeadIngested,
     TouchRunDeliveryStatus,
-    TouchRunDispatched,
-    TouchRunScheduled,
     lead_stream,
     touch_stream,
 )
 from events.envelope import Envelope
 from events.postgres import PostgresEventStore
 from tests.gateways.providers.fake_servers import FakeProviders
-from tests.gateways.test_webhooks import ACCOUNT, event_as, fake, lead_status, log_state, serve, stream, types
+from tests.gateways.test_webhooks import (
+    ACCOUNT,
+    dispatched_touch,
+    event_as,
+    fake,
+    lead_status,
+    log_state,
+    serve,
+    stream,
+    types,
+)
 
 __all__ = ["fake"]  # the fixture, shared with the other webhook tests
 
@@ -35,25 +42,12 @@ EMAIL = "vendedor@example.com"
 
 async def emailed(store: PostgresEventStore, message_id: str) -> tuple[uuid.UUID, uuid.UUID]:
     """A lead and an email touch sent to it through ElasticEmail as `message_id`."""
-    lead_id, touch = uuid.uuid4(), uuid.uuid4()
+    lead_id = uuid.uuid4()
     await store.append(
         lead_stream(lead_id),
         [LeadIngested(lead_id=lead_id, account_id=ACCOUNT, source="craigslist", external_id="e1", email=EMAIL)],
     )
-    scheduled = TouchRunScheduled(
-        touch_run_id=touch,
-        account_id=ACCOUNT,
-        lead_id=lead_id,
-        campaign_id=uuid.uuid4(),
-        step=1,
-        channel="email",
-        scheduled_for=datetime.now(UTC),
-    )
-    sent = TouchRunDispatched(
-        touch_run_id=touch, account_id=ACCOUNT, provider="elastic", provider_message_id=message_id
-    )
-    await store.append(touch_stream(touch), [scheduled, sent])
-    return lead_id, touch
+    return lead_id, await dispatched_touch(store, lead_id, "elastic", message_id, channel="email")
 
 
 def statuses(envelopes: list[Envelope]) -> list[tuple[str, str | None]]:
